@@ -1,0 +1,1 @@
+"""or_middleware: LLM observability for any ASGI/WSGI app."""

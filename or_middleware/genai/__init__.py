@@ -1,0 +1,1 @@
+"""Pure wire-format parsing for LLM APIs: no I/O, no OpenTelemetry."""
