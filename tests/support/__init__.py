@@ -1,0 +1,17 @@
+"""Test infrastructure: real loopback servers, OTLP receivers, and the fake LLM upstream."""
+
+from or_middleware.demo.fake_upstream import ReceivedRequest, create_fake_upstream
+
+from .otlp_receiver import OTLPGrpcReceiver, OTLPReceiver, OTLPRequest, ReceivedSpan
+from .servers import serve_asgi, serve_wsgi
+
+__all__ = [
+    "OTLPGrpcReceiver",
+    "OTLPReceiver",
+    "OTLPRequest",
+    "ReceivedRequest",
+    "ReceivedSpan",
+    "create_fake_upstream",
+    "serve_asgi",
+    "serve_wsgi",
+]
