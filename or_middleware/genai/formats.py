@@ -38,5 +38,9 @@ class WireFormat(Protocol):
     def read_error(self, body: Any, record: GenerationRecord) -> None:
         """A JSON error body (HTTP status >= 400), already json-decoded."""
 
-    def stream_reader(self, record: GenerationRecord) -> StreamReader:
-        """A reader for this format's SSE stream."""
+    def stream_reader(self, record: GenerationRecord, *, max_content_chars: int = ...) -> StreamReader:
+        """A reader for this format's SSE stream.
+
+        ``max_content_chars`` caps the output text it reassembles when record.capture_content
+        (one budget for all choices, tool calls and reasoning; a truncation marker is appended).
+        """

@@ -33,6 +33,7 @@ class GenerationRecord:
     session: str | None = None
     trace_name: str | None = None
     trace_metadata: dict[str, str] = field(default_factory=dict)
+    output_type: str | None = None  # semconv gen_ai.output.type (json | text), from response_format
 
     # response
     status_code: int | None = None

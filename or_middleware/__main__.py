@@ -1,0 +1,3 @@
+from or_middleware.cli import main
+
+raise SystemExit(main())

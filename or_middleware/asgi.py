@@ -1,0 +1,78 @@
+"""LLMTracingMiddleware: the ASGI entry point (Starlette, FastAPI, any ASGI app)."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio.to_thread
+from opentelemetry import trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.metrics import NoOpMeterProvider
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from or_middleware import context
+from or_middleware.capture import hook
+from or_middleware.config import Settings
+from or_middleware.identity import asgi_header_names, identity_from_asgi
+from or_middleware.runtime import TracingRuntime
+
+logger = logging.getLogger(__name__)
+
+_FLUSH_ON_SHUTDOWN_MS = 5000
+
+
+class LLMTracingMiddleware:
+    """Traces the LLM calls an ASGI app makes, as GenAI spans under the request's server span.
+
+    ``app.add_middleware(LLMTracingMiddleware)`` reads ``OR_MIDDLEWARE_*`` variables;
+    ``app.add_middleware(LLMTracingMiddleware, settings=Settings(...))`` takes them explicitly.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
+        self.app = app
+        self.settings = settings if settings is not None else Settings()
+        self.runtime = TracingRuntime(self.settings)
+        self._header_names = asgi_header_names(self.runtime)
+        # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
+        self._traced = OpenTelemetryMiddleware(
+            self._with_identity,
+            tracer_provider=self.runtime.tracer_provider,
+            meter_provider=NoOpMeterProvider(),
+            exclude_spans=["receive", "send"],
+        )
+        hook.install(by_middleware=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.app(scope, receive, self._flushing_send(send))
+        elif kind != "http":
+            await self.app(scope, receive, send)
+        elif trace.get_current_span().is_recording():
+            # The app already has a server span (FastAPIInstrumentor, opentelemetry-instrument): no second one.
+            await self._with_identity(scope, receive, send)
+        else:
+            await self._traced(scope, receive, send)
+
+    async def _with_identity(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = None
+        try:
+            token = context.enter(identity_from_asgi(self.runtime, scope, self._header_names))
+        except Exception:
+            logger.exception("or_middleware: could not read the request identity")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if token is not None:
+                context.leave(token)
+
+    def _flushing_send(self, send: Send) -> Send:
+        async def flushing_send(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                try:
+                    await anyio.to_thread.run_sync(self.runtime.force_flush, _FLUSH_ON_SHUTDOWN_MS)
+                except Exception:
+                    logger.exception("or_middleware: flush on shutdown failed")
+            await send(message)
+
+        return flushing_send

@@ -1,0 +1,1 @@
+"""Outbound interception at the httpx transport seam."""

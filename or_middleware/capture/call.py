@@ -1,0 +1,256 @@
+"""LLMCall: one outbound LLM request, from detection to the end of its span.
+
+Every method here is called from inside the app's request path, so every one of them
+contains its own failures: a bug of ours is logged once and the call goes on untraced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from or_middleware import spans as contract
+from or_middleware.capture.detection import LLMEndpoint
+from or_middleware.capture.linkage import link_openrouter_body
+from or_middleware.context import current_identity
+from or_middleware.genai.formats import WireFormat
+from or_middleware.genai.record import GenerationRecord
+from or_middleware.genai.registry import format_for
+from or_middleware.genai.response import ResponseObserver
+from or_middleware.runtime import TracingRuntime, default_runtime
+
+logger = logging.getLogger(__name__)
+_W3C = TraceContextTextMapPropagator()
+_logged: set[str] = set()
+
+
+def log_once(where: str) -> None:
+    """Log our own failure with its traceback, once per place, so a bug cannot flood the app's logs."""
+    if where not in _logged:
+        _logged.add(where)
+        logger.exception("or_middleware: internal error in %s (the app is unaffected; logged once)", where)
+
+
+class CallTarget:
+    """The cheap first step: is this request an LLM call, and who traces it?"""
+
+    __slots__ = ("endpoint", "fmt", "runtime")
+
+    def __init__(self, runtime: TracingRuntime, endpoint: LLMEndpoint, fmt: WireFormat) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+        self.fmt = fmt
+
+
+def match_request(method: str, scheme: str, host: str, port: int | None, path: str) -> CallTarget | None:
+    try:
+        if method != "POST":
+            return None
+        identity = current_identity()
+        runtime = identity.runtime if identity is not None else default_runtime()
+        if runtime is None:
+            return None
+        matched = runtime.detector.match(scheme, host, port, path)
+        if matched is None:
+            return None
+        endpoint, suffix = matched
+        fmt = format_for(endpoint.api_kind, suffix)
+        if fmt is None:
+            return None
+        return CallTarget(runtime, endpoint, fmt)
+    except Exception:
+        log_once("detection")
+        return None
+
+
+class LLMCall:
+    """The span and record of one LLM call; ends exactly once, whichever way the call ends."""
+
+    def __init__(self, target: CallTarget, host: str, port: int | None) -> None:
+        self.target = target
+        self.runtime = target.runtime
+        self.record = GenerationRecord(
+            provider=target.endpoint.provider,
+            operation=target.fmt.operation,
+            capture_content=self.runtime.capture_content,
+            started_at=time.perf_counter(),
+        )
+        self.host = host
+        self.port = port
+        self.span: trace.Span | None = None
+        self.observer: ResponseObserver | None = None
+        self.generation_id: str | None = None
+        self.linkage: str | None = None
+        self._end_lock = threading.Lock()
+        self._ended = False
+        self._token: object | None = None
+
+    # -- request ----------------------------------------------------------------------------
+
+    def start(self, body: bytes | None, body_skipped: str | None) -> bytes | None:
+        """Read the request, start the span, link. Returns a new body to send, or None to keep it."""
+        record = self.record
+        parsed: Any = None
+        new_body: bytes | None = None
+        try:
+            if body:
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = None
+                    body_skipped = body_skipped or "skipped_not_json"
+            if isinstance(parsed, dict):
+                self.target.fmt.read_request(parsed, record)
+        except Exception:
+            log_once("request parsing")
+        identity = current_identity()
+        if identity is not None:
+            record.user = record.user or identity.user
+            record.session = record.session or identity.session
+            record.trace_name = record.trace_name or identity.trace_name
+        settings = self.runtime.settings
+        record.trace_name = record.trace_name or settings.trace_name
+        name = contract.span_name(record.operation, record.request_model)
+        self.span = self.runtime.tracer.start_span(
+            name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
+        )
+        try:
+            if self.target.endpoint.openrouter and settings.link_openrouter:
+                if body_skipped:
+                    self.linkage = body_skipped
+                elif isinstance(parsed, dict):
+                    context = self.span.get_span_context()
+                    self.linkage = link_openrouter_body(
+                        parsed,
+                        trace_id=f"{context.trace_id:032x}",
+                        parent_span_id=f"{context.span_id:016x}",
+                        generation_name=name,
+                        trace_name=record.trace_name,
+                        user=record.user,
+                        session=record.session,
+                    )
+                    if self.linkage == "linked":
+                        new_body = json.dumps(parsed, ensure_ascii=False, separators=(",", ":")).encode()
+                else:
+                    self.linkage = "skipped_not_object"
+        except Exception:
+            log_once("linkage")
+            new_body = None
+        return new_body
+
+    def wants_traceparent(self) -> bool:
+        mode = self.runtime.settings.propagate_traceparent
+        endpoint = self.target.endpoint
+        return mode == "all" or (mode == "gateways" and (endpoint.openrouter or endpoint.gateway))
+
+    def traceparent_headers(self) -> dict[str, str]:
+        carrier: dict[str, str] = {}
+        if self.span is not None:
+            _W3C.inject(carrier, context=trace.set_span_in_context(self.span))
+        return carrier
+
+    def activate(self) -> None:
+        """Make our span current while the transport runs, so HTTP client spans nest under it."""
+        if self.span is not None:
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+
+    def deactivate(self) -> None:
+        if self._token is not None:
+            try:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            except Exception:
+                log_once("context detach")
+            self._token = None
+
+    # -- response ---------------------------------------------------------------------------
+
+    def on_response(self, status_code: int, headers: Any) -> None:
+        try:
+            self.generation_id = headers.get("x-generation-id")
+            self.observer = ResponseObserver(
+                self.target.fmt,
+                self.record,
+                status_code=status_code,
+                content_type=headers.get("content-type"),
+                content_encoding=headers.get("content-encoding"),
+                max_json_bytes=self.runtime.settings.max_response_parse_bytes,
+            )
+        except Exception:
+            log_once("response setup")
+
+    def on_chunk(self, chunk: bytes) -> None:
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer.feed(chunk, time.perf_counter())
+            except Exception:
+                self.observer = None
+                log_once("response parsing")
+
+    def on_eof(self) -> None:
+        observer = self.observer
+        if observer is not None:
+            try:
+                observer.finish(time.perf_counter())
+            except Exception:
+                log_once("response finish")
+        self.end("completed")
+
+    def on_error(self, exc: BaseException) -> None:
+        """The transport or the response stream raised: the app sees the same exception."""
+        self.record.set_error(type(exc).__name__)
+        self.end("error")
+
+    def on_close(self) -> None:
+        """The consumer closed the response before its end (break, early exit, cancel)."""
+        self.end("abandoned")
+
+    # -- end ----------------------------------------------------------------------------------
+
+    def end(self, outcome: str) -> None:
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
+        span = self.span
+        if span is None:
+            return
+        try:
+            record = self.record
+            if record.response_id is None and self.generation_id:
+                record.response_id = self.generation_id
+            if record.cost is None and record.error_type is None:
+                _price(record)
+            attributes = contract.record_attributes(record, self.runtime.settings.max_content_bytes)
+            if record.stream:
+                attributes[contract.STREAM_OUTCOME] = "error" if record.error_type else outcome
+                if record.output_tokens and record.time_to_first_chunk is not None:
+                    generating = time.perf_counter() - record.started_at - record.time_to_first_chunk
+                    if generating > 0:
+                        attributes[contract.OUTPUT_TOKENS_PER_SECOND] = record.output_tokens / generating
+            if self.linkage is not None:
+                attributes[contract.LINKAGE] = self.linkage
+            span.set_attributes(attributes)
+            if record.error_type is not None:
+                span.set_status(Status(StatusCode.ERROR, record.error_type))
+        except Exception:
+            log_once("span attributes")
+        finally:
+            span.end()
+
+
+def _price(record: GenerationRecord) -> None:
+    try:
+        from or_middleware.genai.cost import price
+
+        price(record, record.provider)
+    except Exception:
+        log_once("pricing")

@@ -1,0 +1,269 @@
+"""Settings: every option, its type, default and env name, in one place (pydantic-settings).
+
+Top-level options read ``OR_MIDDLEWARE_<FIELD>``; each destination named in
+``OR_MIDDLEWARE_DESTINATIONS`` reads ``OR_MIDDLEWARE_<NAME>__<FIELD>``. A second
+destination of the same kind is named ``<kind>_<label>`` (``otlp_tempo`` reads
+``OR_MIDDLEWARE_OTLP_TEMPO__ENDPOINT``). Bad values fail at start-up with a
+:class:`ConfigError` naming the variable, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "OR_MIDDLEWARE_"
+_HEADLINE = "invalid configuration: "
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the variable and the fix."""
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, env_prefix: str) -> ConfigError:
+        lines = []
+        for error in exc.errors(include_url=False):
+            nested = error.get("ctx", {}).get("error")
+            if isinstance(nested, ConfigError):
+                lines.append(str(nested).removeprefix(_HEADLINE))
+                continue
+            field = "__".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "?"
+            name = f"{env_prefix}{field.upper()}"
+            value = error.get("input")
+            shown = "" if isinstance(value, dict) else f"={value!r}"
+            lines.append(f"{name}{shown}: {error['msg']}")
+        return cls(_HEADLINE + "; ".join(lines))
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class _ReportingSettings(BaseSettings):
+    """BaseSettings whose validation errors name the environment variable."""
+
+    def __init__(self, **values: Any) -> None:
+        prefix = values.get("_env_prefix") or self.model_config.get("env_prefix") or ""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError.from_validation(exc, prefix) from None
+
+
+class DestinationSettings(_ReportingSettings):
+    """What every destination has. Subclasses are the presets (``kind``)."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    kind: ClassVar[str] = ""
+    default_spans: ClassVar[Literal["genai", "all"]] = "genai"
+    required: ClassVar[tuple[str, ...]] = ()
+
+    name: str = ""
+    privacy_mode: bool | None = None  # None: the global OR_MIDDLEWARE_PRIVACY_MODE
+    spans: Literal["genai", "all"] | None = None  # None: the preset's default
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    max_queue_size: int = Field(2048, ge=1)
+    schedule_delay_ms: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _check_required(self) -> DestinationSettings:
+        missing = [field for field in self.required if not getattr(self, field)]
+        if missing:
+            prefix = f"{ENV_PREFIX}{(self.name or self.kind).upper()}__"
+            names = ", ".join(prefix + field.upper() for field in missing)
+            raise ConfigError(f"destination {self.name or self.kind!r} needs {names}")
+        return self
+
+    @property
+    def span_scope(self) -> Literal["genai", "all"]:
+        return self.spans or self.default_spans
+
+
+def parse_headers(value: str | None) -> dict[str, str]:
+    """OTel's header syntax: ``k1=v1,k2=v2`` with URL-encoded values."""
+    headers: dict[str, str] = {}
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected key=value pairs separated by commas, got {item.strip()!r}")
+        headers[unquote(key.strip()).lower()] = unquote(val.strip())
+    return headers
+
+
+class OtlpDestination(DestinationSettings):
+    """Any OTLP endpoint. Unset fields fall back to the standard OTEL_EXPORTER_OTLP_* variables."""
+
+    kind: ClassVar[str] = "otlp"
+    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+
+    endpoint: str | None = None  # full traces URL (http) or host:port (grpc)
+    headers: str | None = None
+    protocol: Literal["http/protobuf", "http/json", "grpc"] | None = None
+    timeout: float = Field(10.0, gt=0)
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, value: str | None) -> str | None:
+        parse_headers(value)
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str | None) -> str | None:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
+    def resolved_protocol(self) -> str:
+        return (
+            self.protocol
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+
+
+class ConsoleDestination(DestinationSettings):
+    """A readable span tree on stderr (demo and debugging)."""
+
+    kind: ClassVar[str] = "console"
+    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+
+
+class LocalDestination(DestinationSettings):
+    """The embedded SQLite store read by ``or-middleware report``."""
+
+    kind: ClassVar[str] = "local"
+    path: str = "./or_traces.db"
+
+
+PRESETS: dict[str, type[DestinationSettings]] = {
+    cls.kind: cls for cls in (OtlpDestination, ConsoleDestination, LocalDestination)
+}
+
+
+def register_preset(cls: type[DestinationSettings]) -> type[DestinationSettings]:
+    """Make a destination kind known to ``OR_MIDDLEWARE_DESTINATIONS``."""
+    PRESETS[cls.kind] = cls
+    return cls
+
+
+def preset_for_name(name: str) -> type[DestinationSettings]:
+    """``otlp`` -> otlp; ``otlp_tempo`` -> otlp (a second instance, labelled)."""
+    key = name.lower()
+    if key in PRESETS:
+        return PRESETS[key]
+    for kind in sorted(PRESETS, key=len, reverse=True):
+        if key.startswith(kind + "_") and len(key) > len(kind) + 1:
+            return PRESETS[kind]
+    accepted = ", ".join(sorted(PRESETS))
+    raise ConfigError(
+        f"{ENV_PREFIX}DESTINATIONS: unknown destination {name!r}; accepted: {accepted} "
+        f"(or <kind>_<label> for a second one of a kind, e.g. otlp_backup)"
+    )
+
+
+class LLMHost(BaseModel):
+    """One ``[provider=]base_url`` entry of OR_MIDDLEWARE_LLM_HOSTS."""
+
+    provider: str
+    base_url: str
+
+
+def parse_llm_hosts(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    hosts = []
+    for entry in _comma_list(value):
+        provider, sep, url = entry.partition("=")
+        if not sep:
+            provider, url = "", entry
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"entry {entry!r}: expected [provider=]http(s)://host[:port][/path]")
+        hosts.append({"provider": provider.strip().lower() or (parts.hostname or "openai"), "base_url": url})
+    return hosts
+
+
+class Settings(_ReportingSettings):
+    """All options. ``Settings()`` reads the environment; keyword arguments override it."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    service_name: str | None = None
+    destinations: Annotated[list[str | DestinationSettings], NoDecode] = Field(
+        default_factory=lambda: ["local"]
+    )
+    privacy_mode: bool = True
+    llm_hosts: Annotated[list[LLMHost], NoDecode] = Field(default_factory=list)
+    user_header: str = "x-user-id"
+    session_header: str = "x-session-id"
+    link_openrouter: bool = True
+    propagate_traceparent: Literal["gateways", "all", "none"] = "gateways"
+    trace_name: str | None = None
+    max_content_bytes: int = Field(64 * 1024, ge=256)
+    max_link_body_bytes: int = Field(4 * 1024 * 1024, ge=0)
+    max_response_parse_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+
+    _destination_settings: list[DestinationSettings] = PrivateAttr(default_factory=list)
+
+    @field_validator("destinations", mode="before")
+    @classmethod
+    def _split_destinations(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("llm_hosts", mode="before")
+    @classmethod
+    def _split_llm_hosts(cls, value: Any) -> Any:
+        return parse_llm_hosts(value)
+
+    @field_validator("user_header", "session_header")
+    @classmethod
+    def _lower_header(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _load_destinations(self) -> Settings:
+        loaded: list[DestinationSettings] = []
+        seen: set[str] = set()
+        for entry in self.destinations:
+            if isinstance(entry, DestinationSettings):
+                destination = entry
+                if not destination.name:
+                    destination.name = destination.kind
+            else:
+                preset = preset_for_name(entry)
+                destination = preset(_env_prefix=f"{ENV_PREFIX}{entry.upper()}__", name=entry.lower())
+            if destination.name in seen:
+                raise ConfigError(
+                    f"{ENV_PREFIX}DESTINATIONS: {destination.name!r} is listed twice; "
+                    "name a second one <kind>_<label>"
+                )
+            seen.add(destination.name)
+            loaded.append(destination)
+        self._destination_settings = loaded
+        return self
+
+    @property
+    def resolved_service_name(self) -> str:
+        return self.service_name or os.environ.get("OTEL_SERVICE_NAME") or "or-middleware-app"
+
+    def destination_settings(self) -> list[DestinationSettings]:
+        return list(self._destination_settings)
+
+    def privacy_for(self, destination: DestinationSettings) -> bool:
+        return self.privacy_mode if destination.privacy_mode is None else destination.privacy_mode
+
+    @property
+    def captures_content(self) -> bool:
+        """Content is read from bodies at all only when some destination may receive it."""
+        return any(not self.privacy_for(d) for d in self._destination_settings)

@@ -1,0 +1,1 @@
+"""Export: per-destination pipelines, privacy transforms and exporters."""

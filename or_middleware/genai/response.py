@@ -1,0 +1,233 @@
+"""Watches one response's bytes as they pass through and fills the GenerationRecord.
+
+The transport wrapper calls ``feed`` for every chunk the app reads and then exactly one of
+``finish`` (the body ended normally) or ``abandon`` (it did not). Nothing here may raise into
+the app's I/O path: every parser failure becomes ``error.type = parse_error`` on the record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from or_middleware.genai.content import DEFAULT_MAX_CONTENT_CHARS
+from or_middleware.genai.decoding import ContentDecoder, UnsupportedEncoding, decoder_for
+from or_middleware.genai.formats import StreamReader, WireFormat
+from or_middleware.genai.record import GenerationRecord
+from or_middleware.genai.sse import SSEDecoder
+
+__all__ = ["DEFAULT_MAX_DECODED_BYTES", "DEFAULT_MAX_JSON_BYTES", "ResponseObserver"]
+
+DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_DECODED_BYTES = 64 * 1024 * 1024
+
+_log = logging.getLogger(__name__)
+_logged_parse_error = False
+
+
+class _DecodedLimit(Exception):
+    """The decompressed body outgrew its budget (a compression bomb, or just far too big)."""
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+class ResponseObserver:
+    """Per-response parser state; holds at most one pending SSE event or a capped JSON body.
+
+    ``skipped_reason`` tells why nothing was parsed (unsupported Content-Encoding, a
+    redirect, ...), for the caller's debug logging; the record then carries only the status.
+    """
+
+    def __init__(
+        self,
+        fmt: WireFormat,
+        record: GenerationRecord,
+        *,
+        status_code: int,
+        content_type: str | None,
+        content_encoding: str | None = None,
+        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+        max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS,
+    ) -> None:
+        self._fmt = fmt
+        self._record = record
+        self._status = status_code
+        self._max_json = max_json_bytes
+        self._max_decoded = max_decoded_bytes
+        self._decoded = 0
+        self._body: bytearray | None = bytearray()
+        self._sse: SSEDecoder | None = None
+        self._reader: StreamReader | None = None
+        self._decoder: ContentDecoder | None = None
+        self._active = True  # still parsing
+        self._done = False  # finish/abandon already ran
+        self.skipped_reason: str | None = None
+        record.status_code = status_code
+        try:
+            self._decoder = decoder_for(content_encoding)
+        except UnsupportedEncoding as exc:
+            self._skip(f"unsupported content-encoding {exc}")
+        if 300 <= status_code < 400:
+            self._skip("redirect")
+        media = _media_type(content_type)
+        json_like = media == "application/json" or media.endswith("+json")
+        # An SSE body is parsed as a stream only on success: an error status is judged by
+        # the status and its (JSON) body, never as a "truncated" stream.
+        if status_code < 300 and (media == "text/event-stream" or (record.stream and not json_like)):
+            record.stream = True
+            self._body = None
+            self._sse = SSEDecoder()
+            try:
+                self._reader = fmt.stream_reader(record, max_content_chars=max_content_chars)
+            except Exception:
+                self._parse_error()
+
+    # --- the app-facing path: never raises -------------------------------------------------
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        if not self._active or not chunk:
+            return
+        try:
+            if self._decoder is None:
+                self._consume(chunk, now)
+            else:
+                self._decoder.feed(chunk, lambda out: self._consume_decoded(out, now))
+        except _DecodedLimit:
+            self._stop()
+            self._record.set_error("decompression_limit", "decoded response exceeded the parse limit")
+        except Exception:
+            self._parse_error()
+
+    def finish(self, now: float) -> None:
+        """The body ended normally (the upstream closed it after the last byte)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self._active and self._decoder is not None:
+                self._decoder.flush(lambda out: self._consume_decoded(out, now))
+            if self._sse is not None:
+                self._finish_stream(now)
+            elif self._active:
+                self._finish_json()
+            elif self._body is None and self.skipped_reason is None and self._record.error_type is None:
+                self._record.set_error("response_too_large", "response body exceeded the parse limit")
+        except _DecodedLimit:
+            self._record.set_error("decompression_limit", "decoded response exceeded the parse limit")
+        except Exception:
+            self._parse_error()
+        finally:
+            self._stop()
+            self._error_status()
+
+    def abandon(self, now: float, *, error_type: str | None = None, message: str | None = None) -> None:
+        """The body was not read to its end (consumer stopped, cancellation, disconnect, GC).
+
+        ``error_type`` (if given) is recorded first. A stream that had not reached its
+        documented end is then also marked truncated by its reader; a JSON body that was
+        cut off cannot be parsed and is recorded as ``truncated`` unless an error was given.
+        """
+        if self._done:
+            return
+        self._done = True
+        try:
+            if error_type:
+                self._record.set_error(error_type, message)
+            self._error_status()  # an error status says more than "truncated"
+            if self._sse is not None:
+                if self._reader is not None and self.skipped_reason is None:
+                    self._reader.on_end()
+            elif self.skipped_reason is None and not self._record.completed:
+                self._record.set_error("truncated", "response body was not read to its end")
+        except Exception:
+            self._parse_error()
+        finally:
+            self._stop()
+            self._error_status()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _consume_decoded(self, data: bytes, now: float) -> None:
+        self._decoded += len(data)
+        if self._decoded > self._max_decoded:
+            raise _DecodedLimit
+        self._consume(data, now)
+
+    def _consume(self, data: bytes, now: float) -> None:
+        if self._sse is not None:
+            reader = self._reader
+            if reader is None:
+                return
+            for event in self._sse.feed(data):
+                reader.on_event(event.event, event.data, now)
+        elif self._body is not None:
+            if len(self._body) + len(data) > self._max_json:
+                # Stop keeping bytes at once; the error is recorded only if the body then
+                # ends, since an abandoned body is judged by abandon().
+                self._body = None
+                self._active = False
+            else:
+                self._body += data
+
+    def _finish_stream(self, now: float) -> None:
+        reader = self._reader
+        if reader is None or self.skipped_reason is not None:
+            return
+        if self._active and self._sse is not None:
+            for event in self._sse.flush():
+                reader.on_event(event.event, event.data, now)
+        reader.on_end()
+
+    def _finish_json(self) -> None:
+        raw = bytes(self._body or b"")
+        self._body = None
+        record = self._record
+        if self._status >= 400:
+            body = _loads(raw)
+            if body is not None:
+                self._fmt.read_error(body, record)
+            if record.error_type is None:
+                text = raw[:1024].decode("utf-8", "replace").strip()
+                record.set_error(f"http_{self._status}", text or None)
+            return
+        if not raw.strip():
+            if self._status not in (204, 205):
+                record.set_error("invalid_json", "empty response body")
+            return
+        body = _loads(raw)
+        if body is None:
+            record.set_error("invalid_json", "response body is not valid JSON")
+            return
+        self._fmt.read_response(body, record)
+
+    def _error_status(self) -> None:
+        if self._status >= 400:
+            self._record.set_error(f"http_{self._status}")
+
+    def _skip(self, reason: str) -> None:
+        if self.skipped_reason is None:
+            self.skipped_reason = reason
+        self._stop()
+
+    def _stop(self) -> None:
+        self._active = False
+        self._body = None
+
+    def _parse_error(self) -> None:
+        global _logged_parse_error
+        if not _logged_parse_error:  # once per process: a broken parser must not flood logs
+            _logged_parse_error = True
+            _log.warning("or_middleware: failed to parse an LLM response", exc_info=True)
+        self._stop()
+        self._record.set_error("parse_error")
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:  # also UnicodeDecodeError
+        return None
