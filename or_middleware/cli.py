@@ -1,29 +1,32 @@
-"""The ``or-middleware`` command: demo (more subcommands arrive with their features)."""
+"""The ``or-middleware`` command. Each subcommand lives in its own module with a ``register(subparsers)``."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib
 from collections.abc import Sequence
 
-
-def _demo(args: argparse.Namespace) -> int:
-    try:
-        from or_middleware.demo.run import run_demo
-    except ImportError as exc:
-        print(f"or-middleware demo needs the demo extra: pip install 'or-middleware[demo]' ({exc})", file=sys.stderr)
-        return 2
-    return run_demo(privacy_mode=not args.show_content)
+# One module per subcommand (demo, check, report/tail/prune, ...); each adds its parsers.
+COMMAND_MODULES = (
+    "or_middleware.demo.command",
+    "or_middleware.check",
+    "or_middleware.report.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="or-middleware", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser(
-        "demo", help="run an example app against a local fake OpenRouter and print the span tree"
+    parser = argparse.ArgumentParser(
+        prog="or-middleware", description="LLM observability for any ASGI/WSGI app: tools around the middleware."
     )
-    demo.add_argument("--show-content", action="store_true", help="turn privacy mode off for the demo")
-    demo.set_defaults(handler=_demo)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not name.startswith(exc.name or "?"):  # it exists but something it needs is missing
+                raise
+            continue
+        module.register(commands)
     return parser
 
 
