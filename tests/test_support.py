@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anthropic
 import httpx
+import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -23,29 +25,19 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tests.support import OTLPGrpcReceiver, OTLPReceiver, create_fake_upstream, serve_asgi, serve_wsgi
+from tests.support import (
+    OTLPGrpcReceiver,
+    OTLPReceiver,
+    create_fake_upstream,
+    parse_sse,
+    serve_asgi,
+    serve_wsgi,
+)
 
 USER = [{"role": "user", "content": "hello there world"}]
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def parse_sse(text: str) -> tuple[list[tuple[str | None, str]], int]:
-    """(events as (event name, data), number of comment lines) of an SSE body."""
-    events: list[tuple[str | None, str]] = []
-    comments, name, data = 0, None, []
-    for line in text.split("\n"):
-        if line.startswith(":"):
-            comments += 1
-        elif line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            events.append((name, "\n".join(data)))
-            name, data = None, []
-    return events, comments
-
 
 def export_one(exporter: SpanExporter) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "svc-under-test"}))
@@ -384,3 +376,94 @@ def test_reasoning_cache_and_max_tokens(fake: tuple[str, Starlette]) -> None:
     assert (start["input_tokens"], start["cache_read_input_tokens"], start["cache_creation_input_tokens"]) == (
         2, 4, 2)
     assert '"thinking_delta"' in r.text and '"signature_delta"' in r.text
+
+
+# ---- fake upstream: the real SDKs parse it (the proof the wire format is right) -----------------
+
+TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "d",
+                                           "parameters": {"type": "object", "properties": {}}}}]
+
+
+@pytest.fixture(scope="module", params=["/api/v1", "/v1"], ids=["openrouter", "openai"])
+def oai(fake: tuple[str, Starlette], request: pytest.FixtureRequest) -> openai.OpenAI:
+    return openai.OpenAI(base_url=fake[0] + request.param, api_key="sk-test", max_retries=0)
+
+
+@pytest.fixture(scope="module", params=["/api", ""], ids=["openrouter", "anthropic"])
+def claude(fake: tuple[str, Starlette], request: pytest.FixtureRequest) -> anthropic.Anthropic:
+    # The SDK appends /v1/messages to base_url.
+    return anthropic.Anthropic(base_url=fake[0] + request.param, api_key="sk-test", max_retries=0)
+
+
+def test_openai_sdk_chat(oai: openai.OpenAI) -> None:
+    done = oai.chat.completions.create(model="openai/gpt-4o", messages=USER)  # type: ignore[arg-type]
+    assert done.choices[0].message.content == "Echo: hello there world" and done.usage
+    assert done.usage.total_tokens == 7
+    stream = oai.chat.completions.create(model="m", messages=USER, stream=True,  # type: ignore[arg-type]
+                                         stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Echo: hello there world"
+    assert chunks[-1].usage and chunks[-1].usage.completion_tokens == 4
+    # The SDK's own accumulator is strict about tool-call deltas.
+    with oai.chat.completions.stream(model="m", messages=USER, tools=TOOLS) as s:  # type: ignore[arg-type]
+        final = s.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "lookup" and json.loads(call.function.arguments)["query"]  # type: ignore[union-attr]
+
+
+def test_openai_sdk_completions_and_embeddings(oai: openai.OpenAI) -> None:
+    done = oai.completions.create(model="m", prompt="say hi")
+    assert done.choices[0].text == "Echo: say hi"
+    text = "".join(c.choices[0].text for c in oai.completions.create(model="m", prompt="a b", stream=True)
+                   if c.choices)
+    assert text == "Echo: a b"
+    emb = oai.embeddings.create(model="e", input=["x y", "z"], dimensions=6)  # SDK asks for base64
+    assert [len(d.embedding) for d in emb.data] == [6, 6] and emb.usage.prompt_tokens == 3
+
+
+def test_openai_sdk_responses(oai: openai.OpenAI) -> None:
+    done = oai.responses.create(model="m", input="hello there world", instructions="be brief")
+    assert done.output_text == "Echo: hello there world" and done.usage and done.usage.input_tokens == 5
+    deltas = [e.delta for e in oai.responses.create(model="m", input="hi", stream=True)
+              if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == "Echo: hi"
+    # The stream helper checks event order and output identities.
+    with oai.responses.stream(model="m", input="hi") as s:
+        assert s.get_final_response().output_text == "Echo: hi"
+    tools = [{"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}]
+    with oai.responses.stream(model="m", input="hi", tools=tools) as s:  # type: ignore[arg-type]
+        item = s.get_final_response().output[0]
+    assert item.type == "function_call" and json.loads(item.arguments) == {"query": "hi", "echo": True}
+
+
+def test_openai_sdk_errors(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.RateLimitError):
+        oai.chat.completions.create(model="fake/error_429", messages=USER)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError):
+        oai.chat.completions.create(model="error_400", messages=USER)  # type: ignore[arg-type]
+    stream = oai.chat.completions.create(model="midstream_error", messages=USER, stream=True)  # type: ignore
+    with pytest.raises(openai.APIError, match="mid-stream"):
+        list(stream)
+
+
+def test_anthropic_sdk(claude: anthropic.Anthropic) -> None:
+    done = claude.messages.create(model="claude-x", max_tokens=50, messages=USER)  # type: ignore[arg-type]
+    assert done.content[0].text == "Echo: hello there world" and done.usage.output_tokens == 4  # type: ignore
+    assert done.stop_reason == "end_turn"
+    with claude.messages.stream(model="c", max_tokens=50, messages=USER) as s:  # type: ignore[arg-type]
+        assert "".join(s.text_stream) == "Echo: hello there world"
+        assert s.get_final_message().usage.output_tokens == 4
+    tools = [{"name": "lookup", "description": "d", "input_schema": {"type": "object"}}]
+    with claude.messages.stream(model="reasoning", max_tokens=50, messages=USER,  # type: ignore[arg-type]
+                                tools=tools) as s:  # type: ignore[arg-type]
+        final = s.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "tool_use"] and final.stop_reason == "tool_use"
+    assert final.content[1].input == {"query": "hello there world", "echo": True}  # type: ignore[union-attr]
+
+
+def test_anthropic_sdk_errors(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.RateLimitError):
+        claude.messages.create(model="error_429", max_tokens=5, messages=USER)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.APIStatusError, match="overloaded"):
+        list(claude.messages.create(model="midstream_error", max_tokens=5, messages=USER,  # type: ignore
+                                    stream=True))

@@ -4,6 +4,7 @@ from or_middleware.demo.fake_upstream import ReceivedRequest, create_fake_upstre
 
 from .otlp_receiver import OTLPGrpcReceiver, OTLPReceiver, OTLPRequest, ReceivedSpan
 from .servers import serve_asgi, serve_wsgi
+from .sse import parse_sse
 
 __all__ = [
     "OTLPGrpcReceiver",
@@ -12,6 +13,7 @@ __all__ = [
     "ReceivedRequest",
     "ReceivedSpan",
     "create_fake_upstream",
+    "parse_sse",
     "serve_asgi",
     "serve_wsgi",
 ]
