@@ -33,19 +33,27 @@ class _ZlibDecoder:
     """gzip (also several concatenated members) and deflate (zlib-wrapped or, as some servers
     send it, raw)."""
 
-    def __init__(self, wbits: int, *, raw_fallback: bool) -> None:
+    def __init__(self, wbits: int, *, sniff_raw: bool) -> None:
         self._wbits = wbits
-        self._raw_fallback = raw_fallback  # only until the first bytes decoded fine
+        self._head: bytes | None = b"" if sniff_raw else None  # bytes held until we can sniff
         self._obj: Any = zlib.decompressobj(wbits)
 
     def feed(self, data: bytes, sink: Sink) -> None:
-        if self._raw_fallback:
-            try:
-                self._obj.copy().decompress(data[:STEP], 1)
-            except zlib.error:
+        if self._head is not None:
+            # "deflate" should carry a 2-byte zlib header; without a valid one it is raw
+            # deflate. The header may arrive split across chunks, so wait for both bytes.
+            data = self._head + data
+            if len(data) < 2:
+                self._head = data
+                return
+            self._head = None
+            cmf, flg = data[0], data[1]
+            if cmf & 0x0F != 8 or (cmf << 8 | flg) % 31:
                 self._wbits = -zlib.MAX_WBITS
                 self._obj = zlib.decompressobj(self._wbits)
-            self._raw_fallback = False
+        self._feed(data, sink)
+
+    def _feed(self, data: bytes, sink: Sink) -> None:
         while True:
             out = self._obj.decompress(data, STEP)
             if out:
@@ -63,8 +71,9 @@ class _ZlibDecoder:
                 return
 
     def flush(self, sink: Sink) -> None:
-        if not self._obj.eof:
-            self.feed(b"", sink)
+        if self._head:  # a one-byte body: let zlib judge it
+            head, self._head = self._head, None
+            self._feed(head, sink)
 
 
 class _BrotliDecoder:
@@ -144,9 +153,9 @@ def _one(coding: str) -> ContentDecoder | None:
     if coding in ("", "identity"):
         return None
     if coding in ("gzip", "x-gzip"):
-        return _ZlibDecoder(32 + zlib.MAX_WBITS, raw_fallback=False)  # 32+: gzip or zlib header
+        return _ZlibDecoder(32 + zlib.MAX_WBITS, sniff_raw=False)  # 32+: gzip or zlib header
     if coding == "deflate":
-        return _ZlibDecoder(zlib.MAX_WBITS, raw_fallback=True)
+        return _ZlibDecoder(zlib.MAX_WBITS, sniff_raw=True)
     if coding == "br":
         return _BrotliDecoder()
     if coding == "zstd":

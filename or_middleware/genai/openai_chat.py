@@ -324,9 +324,7 @@ class ChatStreamReader:
         if changed:
             ordered = sorted(self._choices.items())
             self._record.finish_reasons = [s.finish_reason for _, s in ordered if s.finish_reason]
-            self._record.native_finish_reasons = [
-                s.native_finish_reason for _, s in ordered if s.native_finish_reason
-            ]
+            self._record.native_finish_reasons = [s.native_finish_reason for _, s in ordered if s.native_finish_reason]
 
     def _on_text(self, piece: object, target: CappedText, now: float) -> None:
         if isinstance(piece, str) and piece:
@@ -421,9 +419,7 @@ class TextCompletionsFormat:
         if record.capture_content:
             prompt = body.get("prompt")
             prompts = [prompt] if isinstance(prompt, str) else as_list(prompt)
-            record.input_messages = [
-                {"role": "user", "parts": [text_part(p)]} for p in prompts if isinstance(p, str)
-            ]
+            record.input_messages = [{"role": "user", "parts": [text_part(p)]} for p in prompts if isinstance(p, str)]
             system = body.get("system")  # OpenRouter's completions accept no system; some servers do
             if isinstance(system, str) and system:
                 record.system_instructions = [text_part(system)]

@@ -1,0 +1,71 @@
+"""Property: however the transport cuts a recorded stream into chunks, the record is the same."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from genai_testing import FIXTURES, comparable, fixture_bytes, observe
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from or_middleware.genai.formats import WireFormat
+from or_middleware.genai.openai_chat import ChatCompletionsFormat, TextCompletionsFormat
+
+# Fixture file-name prefix -> the format that reads it.
+FORMATS: dict[str, WireFormat] = {
+    "openai_chat_": ChatCompletionsFormat(),
+    "openrouter_chat_": ChatCompletionsFormat(),
+    "openai_completions": TextCompletionsFormat(),
+}
+
+STREAMS = sorted(path.name for path in FIXTURES.glob("*.sse"))
+
+
+def format_for_fixture(name: str) -> WireFormat:
+    for prefix, fmt in FORMATS.items():
+        if name.startswith(prefix):
+            return fmt
+    raise AssertionError(f"no format registered for fixture {name}")
+
+
+def cut(raw: bytes, points: list[int]) -> list[bytes]:
+    bounds = sorted({p % (len(raw) + 1) for p in points})
+    return [raw[a:b] for a, b in zip([0, *bounds], [*bounds, len(raw)], strict=True)]
+
+
+def test_every_stream_fixture_has_a_format() -> None:
+    assert len(STREAMS) >= 9
+    for name in STREAMS:
+        format_for_fixture(name)
+
+
+@pytest.mark.parametrize("name", STREAMS)
+@settings(max_examples=40, deadline=None)
+@given(points=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=40))
+def test_any_split_yields_the_same_record(name: str, points: list[int]) -> None:
+    fmt = format_for_fixture(name)
+    raw = fixture_bytes(name)
+    whole = comparable(observe(fmt, raw))
+    assert comparable(observe(fmt, cut(raw, points))) == whole
+
+
+@pytest.mark.parametrize("name", STREAMS)
+@settings(max_examples=10, deadline=None)
+@given(points=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=20))
+def test_any_split_of_the_gzipped_stream_yields_the_same_record(name: str, points: list[int]) -> None:
+    fmt = format_for_fixture(name)
+    raw = fixture_bytes(name)
+    encoded = gzip.compress(raw)
+    whole = comparable(observe(fmt, raw))
+    assert comparable(observe(fmt, cut(encoded, points), content_encoding="gzip")) == whole
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_byte_by_byte_equals_whole_without_content_too(name: str) -> None:
+    fmt = format_for_fixture(name)
+    raw = fixture_bytes(name)
+    whole = observe(fmt, raw, capture=False)
+    split = observe(fmt, [raw[i : i + 1] for i in range(len(raw))], capture=False)
+    assert comparable(split) == comparable(whole)
+    assert whole.output_messages is None
