@@ -40,8 +40,9 @@ def fastapi_app(llm_base: str, *, other_url: str | None = None) -> FastAPI:
     async def relay(request: Request) -> StreamingResponse:
         body = await request.json()
         client = httpx.AsyncClient(headers=AUTH, timeout=30)
+        scenario = {k: v for k, v in request.headers.items() if k.startswith("x-fake-")}  # fake upstream switches
         upstream = await client.send(
-            client.build_request("POST", f"{llm_base}/chat/completions", json=body), stream=True
+            client.build_request("POST", f"{llm_base}/chat/completions", json=body, headers=scenario), stream=True
         )
 
         async def chunks() -> AsyncIterator[bytes]:
