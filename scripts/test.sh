@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
 .venv/bin/python -m pip check
-.venv/bin/ruff check or_middleware tests examples benchmarks
+.venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

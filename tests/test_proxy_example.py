@@ -16,7 +16,8 @@ CALLER_SPAN = "b7ad6b7169203331"
 
 
 def test_forwarded_stream_is_traced_linked_and_relayed_chunk_by_chunk(upstream, receiver):
-    app = create_app(upstream.openrouter, api_key="sk-or-v1-SERVERKEY", settings=make_settings(upstream, otlp(receiver)))
+    settings = make_settings(upstream, otlp(receiver))
+    app = create_app(upstream.openrouter, api_key="sk-or-v1-SERVERKEY", settings=settings)
     with serve_asgi(app) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="client-key-CANARY")
         arrivals: list[float] = []

@@ -112,8 +112,9 @@ def test_truncated_stream_is_an_error(upstream, traced):
 
 
 def test_midstream_error_under_http_200_is_an_error(upstream, traced):
+    scenario = {"x-fake-scenario": "midstream_error"}
     with httpx.Client() as client, client.stream("POST", f"{upstream.openrouter}/chat/completions",
-                                                 json=stream_body(), headers={"x-fake-scenario": "midstream_error"}) as r:
+                                                 json=stream_body(), headers=scenario) as r:
         b"".join(r.iter_bytes())
         assert r.status_code == 200
     span = traced()[0]
@@ -194,7 +195,9 @@ def test_client_disconnect_while_the_app_streams_the_llm_answer(upstream, receiv
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(
                 b"POST /relay HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"x-fake-chunk-delay-ms: 100\r\nx-fake-chunks: 100\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                b"x-fake-chunk-delay-ms: 100\r\nx-fake-chunks: 100\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
             )
             assert sock.recv(100).startswith(b"HTTP/1.1 200")
         # the client is gone; the app's relay is cancelled and closes the LLM stream
@@ -225,3 +228,17 @@ def test_spans_end_once_under_concurrent_close_and_gc(upstream, traced):
     gc.collect()
     traced(5)
     client.close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gzip_encoded_responses_are_decoded_for_parsing_only(upstream, traced, stream):
+    body = stream_body() if stream else chat_body("zip me")
+    with httpx.Client() as client, client.stream("POST", f"{upstream.openrouter}/chat/completions", json=body,
+                                                 headers={"x-fake-scenario": "gzip"}) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.headers["content-encoding"] == "gzip"
+    assert raw[:2] == b"\x1f\x8b"  # the app still gets the encoded bytes httpx would give it
+    span = traced()[0]
+    assert span.status_code == "UNSET"
+    assert span.attributes["gen_ai.usage.output_tokens"] > 0
+    assert span.attributes["gen_ai.response.finish_reasons"] == ["stop"]

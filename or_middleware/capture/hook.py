@@ -1,4 +1,5 @@
-"""The httpx transport hook: every request of every httpx client passes our seam.
+"""The httpx transport hook (and the switch for the requests hook): every request of every
+httpx client passes our seam.
 
 The openai, anthropic and openrouter SDKs all send through httpx's default transports
 (or through ``httpx2``, the same API under another name, which the newest SDKs use), so
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
+from or_middleware.capture import requests_hook
 from or_middleware.capture.call import CallTarget, LLMCall, log_once, match_request
 
 logger = logging.getLogger(__name__)
@@ -284,6 +286,7 @@ def install(*, by_middleware: bool = False) -> None:
                 _patch(sync_cls, "handle_request", _wrap_sync(module, sync_cls.handle_request))
             if (async_cls, "handle_async_request") not in _originals:
                 _patch(async_cls, "handle_async_request", _wrap_async(module, async_cls.handle_async_request))
+        requests_hook.install()
 
 
 def uninstall() -> None:
@@ -294,6 +297,7 @@ def uninstall() -> None:
         for (cls, attribute), original in _originals.items():
             setattr(cls, attribute, original)
         _originals.clear()
+        requests_hook.uninstall()
 
 
 def installed() -> bool:
