@@ -66,6 +66,18 @@ def content_parts(content: object) -> list[dict[str, Any]]:
             if not isinstance(url, str):
                 url = item.get("image_url")
             parts.append(media_part("image", url))
+        elif kind == "input_image":  # Responses API: a URL (or data: URL) or an uploaded file
+            if isinstance(item.get("file_id"), str):
+                parts.append({"type": "file", "modality": "image", "file_id": item["file_id"]})
+            else:
+                parts.append(media_part("image", item.get("image_url")))
+        elif kind == "input_file":
+            if isinstance(item.get("file_id"), str):
+                parts.append({"type": "file", "file_id": item["file_id"]})
+            elif isinstance(item.get("file_url"), str):
+                parts.append(media_part("document", item["file_url"]))
+            else:
+                parts.append(media_part("document", item.get("file_data")))
         elif kind == "input_audio":
             audio = as_dict(item.get("input_audio"))
             fmt = as_str(audio.get("format"))

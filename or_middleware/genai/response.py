@@ -21,6 +21,10 @@ __all__ = ["DEFAULT_MAX_DECODED_BYTES", "DEFAULT_MAX_JSON_BYTES", "ResponseObser
 
 DEFAULT_MAX_JSON_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_DECODED_BYTES = 64 * 1024 * 1024
+# Ends of an oversized body kept for formats with read_oversized: the head must hold one
+# whole embedding vector (3072 floats as JSON text is ~60 KiB), the tail the usage.
+_HEAD_BYTES = 256 * 1024
+_TAIL_BYTES = 64 * 1024
 
 _log = logging.getLogger(__name__)
 _logged_parse_error = False
@@ -60,6 +64,8 @@ class ResponseObserver:
         self._max_decoded = max_decoded_bytes
         self._decoded = 0
         self._body: bytearray | None = bytearray()
+        self._head: bytes | None = None  # first bytes of an oversized body
+        self._tail: bytearray | None = None  # last bytes of an oversized body
         self._sse: SSEDecoder | None = None
         self._reader: StreamReader | None = None
         self._decoder: ContentDecoder | None = None
@@ -109,15 +115,20 @@ class ResponseObserver:
         self._done = True
         try:
             if self._active and self._decoder is not None:
-                self._decoder.flush(lambda out: self._consume_decoded(out, now))
+                try:
+                    self._decoder.flush(lambda out: self._consume_decoded(out, now))
+                except _DecodedLimit:
+                    self._stop()
+                    self._record.set_error("decompression_limit", "decoded response exceeded the parse limit")
             if self._sse is not None:
                 self._finish_stream(now)
+            elif self._active and self._tail is not None:
+                self._finish_oversized()
             elif self._active:
                 self._finish_json()
-            elif self._body is None and self.skipped_reason is None and self._record.error_type is None:
+            elif self._status < 400 and self.skipped_reason is None and self._record.error_type is None:
+                # Parsing stopped early without an error of its own: the body outgrew the limit.
                 self._record.set_error("response_too_large", "response body exceeded the parse limit")
-        except _DecodedLimit:
-            self._record.set_error("decompression_limit", "decoded response exceeded the parse limit")
         except Exception:
             self._parse_error()
         finally:
@@ -164,14 +175,27 @@ class ResponseObserver:
                 return
             for event in self._sse.feed(data):
                 reader.on_event(event.event, event.data, now)
+        elif self._tail is not None:
+            # Past the limit: keep only a rolling window of the last bytes.
+            tail = self._tail
+            tail += data
+            if len(tail) > _TAIL_BYTES:
+                del tail[: len(tail) - _TAIL_BYTES]
         elif self._body is not None:
-            if len(self._body) + len(data) > self._max_json:
+            if len(self._body) + len(data) <= self._max_json:
+                self._body += data
+            elif hasattr(self._fmt, "read_oversized"):
+                # A format that can read a huge body from its ends (embeddings batches)
+                # gets the head and a rolling tail; everything between is dropped.
+                self._head = bytes(self._body[:_HEAD_BYTES])
+                self._tail = bytearray()
+                self._body = None
+                self._consume(data, now)
+            else:
                 # Stop keeping bytes at once; the error is recorded only if the body then
                 # ends, since an abandoned body is judged by abandon().
                 self._body = None
                 self._active = False
-            else:
-                self._body += data
 
     def _finish_stream(self, now: float) -> None:
         reader = self._reader
@@ -204,6 +228,15 @@ class ResponseObserver:
             return
         self._fmt.read_response(body, record)
 
+    def _finish_oversized(self) -> None:
+        head, tail = self._head or b"", bytes(self._tail or b"")
+        self._head = self._tail = None
+        if self._status >= 400:
+            return  # _error_status records it; such an error body is not worth reading
+        read_oversized = getattr(self._fmt, "read_oversized", None)
+        if read_oversized is None or not read_oversized(head, tail, self._record):
+            self._record.set_error("response_too_large", "response body exceeded the parse limit")
+
     def _error_status(self) -> None:
         if self._status >= 400:
             self._record.set_error(f"http_{self._status}")
@@ -216,6 +249,7 @@ class ResponseObserver:
     def _stop(self) -> None:
         self._active = False
         self._body = None
+        self._head = self._tail = None
 
     def _parse_error(self) -> None:
         global _logged_parse_error

@@ -9,14 +9,18 @@ from genai_testing import FIXTURES, comparable, fixture_bytes, observe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from or_middleware.genai.anthropic_messages import AnthropicMessagesFormat
 from or_middleware.genai.formats import WireFormat
 from or_middleware.genai.openai_chat import ChatCompletionsFormat, TextCompletionsFormat
+from or_middleware.genai.openai_responses import ResponsesFormat
 
 # Fixture file-name prefix -> the format that reads it.
 FORMATS: dict[str, WireFormat] = {
     "openai_chat_": ChatCompletionsFormat(),
     "openrouter_chat_": ChatCompletionsFormat(),
     "openai_completions": TextCompletionsFormat(),
+    "openai_responses_": ResponsesFormat(),
+    "anthropic_": AnthropicMessagesFormat(),
 }
 
 STREAMS = sorted(path.name for path in FIXTURES.glob("*.sse"))
@@ -35,9 +39,10 @@ def cut(raw: bytes, points: list[int]) -> list[bytes]:
 
 
 def test_every_stream_fixture_has_a_format() -> None:
-    assert len(STREAMS) >= 9
     for name in STREAMS:
         format_for_fixture(name)
+    for prefix in FORMATS:  # and every format is exercised by at least one recorded stream
+        assert any(name.startswith(prefix) for name in STREAMS), prefix
 
 
 @pytest.mark.parametrize("name", STREAMS)
