@@ -246,7 +246,12 @@ class AnthropicStreamReader:
         if state is not None:
             state.text.append(piece)
 
-    def on_end(self) -> None:
+    def finalize(self) -> None:
+        """Write what was reassembled so far into the record and ignore later events.
+
+        No judgement on completeness: that is on_end's (a consumer that stops reading
+        early is not necessarily an error, the caller decides).
+        """
         if self._ended:
             return
         self._ended = True
@@ -254,8 +259,11 @@ class AnthropicStreamReader:
         if self._capture and self._blocks:
             parts = [p for _, block in sorted(self._blocks.items()) if (p := block.part()) is not None]
             record.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": self._stop_reason or ""}]
-        if not record.completed:
-            record.set_error("truncated", "stream ended before message_stop")
+
+    def on_end(self) -> None:
+        self.finalize()
+        if not self._record.completed:
+            self._record.set_error("truncated", "stream ended before message_stop")
 
 
 class AnthropicMessagesFormat:

@@ -22,6 +22,11 @@ class StreamReader(Protocol):
         """The byte stream ended. A stream that never reached its documented end
         ([DONE], message_stop, response.completed, ...) gets ``record.set_error("truncated", ...)``."""
 
+    def finalize(self) -> None:
+        """Write the output reassembled so far into the record, without judging completeness
+        (the body was abandoned; the caller decides whether that is an error). Idempotent;
+        on_end calls it too."""
+
 
 class WireFormat(Protocol):
     """One API's request and response shapes (OpenAI chat, Responses, Anthropic Messages, ...)."""

@@ -366,13 +366,21 @@ class ChatStreamReader:
         if isinstance(arguments, str):
             tool.arguments.append(arguments)
 
-    def on_end(self) -> None:
+    def finalize(self) -> None:
+        """Write what was reassembled so far into the record and ignore later events.
+
+        No judgement on completeness: that is on_end's (a consumer that stops reading
+        early is not necessarily an error, the caller decides).
+        """
         if self._ended:
             return
         self._ended = True
         if self._capture and self._choices:
             ordered = sorted(self._choices.items())
             self._record.output_messages = [state.output_message() for _, state in ordered]
+
+    def on_end(self) -> None:
+        self.finalize()
         if not self._record.completed:
             self._record.set_error("truncated", "stream ended before data: [DONE]")
 

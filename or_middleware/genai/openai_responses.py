@@ -246,7 +246,12 @@ class ResponsesStreamReader:
         if state is not None:
             getattr(state, target).append(delta)
 
-    def on_end(self) -> None:
+    def finalize(self) -> None:
+        """Write what was reassembled so far into the record and ignore later events.
+
+        No judgement on completeness: that is on_end's (a consumer that stops reading
+        early is not necessarily an error, the caller decides).
+        """
         if self._ended:
             return
         self._ended = True
@@ -255,8 +260,11 @@ class ResponsesStreamReader:
             parts = [part for _, item in sorted(self._items.items()) for part in item.parts()]
             reason = record.finish_reasons[0] if record.finish_reasons else ""
             record.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": reason}]
-        if not record.completed:
-            record.set_error("truncated", "stream ended before response.completed")
+
+    def on_end(self) -> None:
+        self.finalize()
+        if not self._record.completed:
+            self._record.set_error("truncated", "stream ended before response.completed")
 
 
 class ResponsesFormat:

@@ -136,11 +136,14 @@ class ResponseObserver:
             self._error_status()
 
     def abandon(self, now: float, *, error_type: str | None = None, message: str | None = None) -> None:
-        """The body was not read to its end (consumer stopped, cancellation, disconnect, GC).
+        """The body was not read to its end (consumer stopped early, cancellation, upstream
+        disconnect, garbage collection).
 
-        ``error_type`` (if given) is recorded first. A stream that had not reached its
-        documented end is then also marked truncated by its reader; a JSON body that was
-        cut off cannot be parsed and is recorded as ``truncated`` unless an error was given.
+        Keeps everything learned so far (tokens, finish reasons, and the partial output of a
+        stream) but does not by itself make the call an error: pass ``error_type`` (e.g.
+        "truncated", "cancelled", an exception name) when the caller considers it one. An
+        error status is recorded as ``http_<status>`` regardless. A JSON body that had in
+        fact arrived whole is still read.
         """
         if self._done:
             return
@@ -148,12 +151,16 @@ class ResponseObserver:
         try:
             if error_type:
                 self._record.set_error(error_type, message)
-            self._error_status()  # an error status says more than "truncated"
             if self._sse is not None:
                 if self._reader is not None and self.skipped_reason is None:
-                    self._reader.on_end()
-            elif self.skipped_reason is None and not self._record.completed:
-                self._record.set_error("truncated", "response body was not read to its end")
+                    self._reader.finalize()
+            elif self._active and self._body:
+                body = _loads(bytes(self._body))
+                if body is not None:
+                    if self._status >= 400:
+                        self._fmt.read_error(body, self._record)
+                    elif self._status < 300:
+                        self._fmt.read_response(body, self._record)
         except Exception:
             self._parse_error()
         finally:

@@ -150,12 +150,17 @@ def test_finish_runs_once() -> None:
     assert record.completed and record.error_type is None
 
 
-def test_abandoned_stream_is_truncated_and_keeps_partial_output() -> None:
+def test_abandoned_stream_keeps_partial_output_without_judging() -> None:
     observer, record = new_observer(content_type="text/event-stream")
     observer.feed(STREAM[: STREAM.index(b"caf")], 1.0)
     observer.abandon(2.0)
-    assert record.error_type == "truncated"
+    assert record.error_type is None  # the caller decides whether stopping early is an error
+    assert not record.completed
+    assert record.time_to_first_chunk == pytest.approx(1.0)
     assert record.output_messages[0]["parts"] == [{"type": "text", "content": "Hello there, "}]
+    observer.feed(STREAM, 3.0)  # nothing is parsed after the end
+    observer.finish(3.0)
+    assert record.finish_reasons == []
 
 
 def test_abandon_with_a_reason_records_that_reason() -> None:
@@ -163,13 +168,15 @@ def test_abandon_with_a_reason_records_that_reason() -> None:
     observer.feed(STREAM[:300], 1.0)
     observer.abandon(2.0, error_type="cancelled", message="client went away")
     assert record.error_type == "cancelled"
+    assert record.error_message == "client went away"
 
 
-def test_abandon_after_done_is_not_an_error() -> None:
+def test_abandon_after_done_is_complete() -> None:
     observer, record = new_observer(content_type="text/event-stream")
     observer.feed(STREAM, 1.0)
     observer.abandon(2.0)
     assert record.completed
+    assert record.input_tokens == 1234
     assert record.error_type is None
 
 
@@ -177,10 +184,25 @@ def test_abandoned_json_body() -> None:
     observer, record = new_observer()
     observer.feed(JSON_BODY[:50], 1.0)
     observer.abandon(2.0)
-    assert record.error_type == "truncated"
+    assert record.error_type is None
+    assert record.response_id is None
+
+
+def test_abandoned_json_body_that_had_fully_arrived_is_read() -> None:
+    observer, record = new_observer()
+    observer.feed(JSON_BODY, 1.0)
+    observer.abandon(2.0)
+    assert record.response_id == "chatcmpl-BNtoolsync"
+
+
+def test_abandoned_error_status() -> None:
     observer, record = new_observer(status=500)
     observer.abandon(2.0)
     assert record.error_type == "http_500"
+    observer, record = new_observer(status=429)
+    observer.feed(fixture_bytes("openai_error_429.json"), 1.0)
+    observer.abandon(2.0)
+    assert record.error_type == "rate_limit_exceeded"
 
 
 # --- Content-Encoding -------------------------------------------------------------------------
