@@ -53,6 +53,7 @@ def upstream() -> Iterator[Upstream]:
 def receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver() as r:
         yield r
+        or_middleware.shutdown_all()  # flush while the receiver still listens
 
 
 @pytest.fixture
@@ -60,9 +61,11 @@ def content_receiver() -> Iterator[OTLPReceiver]:
     """A second destination, with privacy mode off."""
     with OTLPReceiver() as r:
         yield r
+        or_middleware.shutdown_all()
 
 
 def otlp(receiver: OTLPReceiver, name: str = "otlp", **options: Any) -> OtlpDestination:
+    options.setdefault("timeout", 3)
     return OtlpDestination(name=name, endpoint=receiver.traces_url, schedule_delay_ms=50, **options)
 
 

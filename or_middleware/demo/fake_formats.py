@@ -112,6 +112,7 @@ def _chat_base(r: Reply, obj: str) -> dict[str, Any]:
     base: dict[str, Any] = {"id": r.ident, "object": obj, "created": r.created, "model": r.model}
     if r.flavour == "openrouter":
         base["provider"] = r.provider
+        base["system_fingerprint"] = None  # OpenRouter sends the key, usually null; its SDK requires it
     else:
         base["system_fingerprint"] = "fp_fake"
     return base
