@@ -1,11 +1,19 @@
-"""The httpx transport hook (and the switch for the requests hook): every request of every
-httpx client passes our seam.
+"""The httpx hook (and the switch for the requests hook): every request of every httpx
+client passes our seam.
 
-The openai, anthropic and openrouter SDKs all send through httpx's default transports
-(or through ``httpx2``, the same API under another name, which the newest SDKs use), so
-patching ``HTTPTransport.handle_request`` and ``AsyncHTTPTransport.handle_async_request``
-of both modules sees them all, for clients created before or after installation.
-Installation is idempotent and reversible.
+The openai, anthropic and openrouter SDKs all send through httpx (or through ``httpx2``,
+the same API under another name, which the newest SDKs use). Two seams in each module:
+
+- ``Client._send_single_request`` / ``AsyncClient._send_single_request``: every request of
+  every client, whatever its transport (``httpx.Client(transport=...)`` with a custom,
+  mock, WSGI/ASGI or aiohttp-backed transport, and transports other instrumentations wrap).
+  Being above the transport also makes our GenAI span the parent of any HTTP client span
+  an httpx instrumentation starts inside the transport.
+- ``HTTPTransport.handle_request`` / ``AsyncHTTPTransport.handle_async_request``: code that
+  drives a default transport without a client. A request already traced at the client seam
+  passes this one untouched, so nothing is traced twice.
+
+Installation is idempotent and reversible, for clients created before or after it.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
@@ -28,6 +37,8 @@ _lock = threading.Lock()
 # (class, attribute) -> the original function, restored by uninstall()
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 _switched_off = False  # uninstall() was called: middleware built later does not reinstall
+# True while a client-level seam sends a request: the transport seam below it stands aside.
+_inside_client_seam: ContextVar[bool] = ContextVar("or_middleware_inside_client_seam", default=False)
 
 
 def _target(request: Any) -> CallTarget | None:
@@ -55,10 +66,21 @@ def _start_call(
         return None
 
 
-def _request_content(request: Any) -> bytes | None:
-    """The body when httpx already holds it in memory (content=, json=, every SDK)."""
-    content = request.__dict__.get("_content")
+def _held_content(message: Any) -> bytes | None:
+    """The body when httpx already holds it in memory: a request built with content=/json=
+    (every SDK), or a response a custom or mock transport built with its content."""
+    content = message.__dict__.get("_content")
     return content if isinstance(content, bytes) else None
+
+
+def _observe_response(call: LLMCall, response: Any, observed: type) -> None:
+    call.on_response(response.status_code, response.headers)
+    held = _held_content(response)
+    if held is not None:  # httpx will never stream this body: it is all here already
+        call.on_chunk(held)
+        call.on_eof()
+    else:
+        response.stream = observed(response.stream, call)
 
 
 def _make_streams(module: ModuleType) -> tuple[type, type, type, type]:
@@ -150,7 +172,7 @@ def _make_streams(module: ModuleType) -> tuple[type, type, type, type]:
 
 
 def _read_sync_body(request: Any, cap: int, module: ModuleType, replay: type) -> tuple[bytes | None, str | None]:
-    body = _request_content(request)
+    body = _held_content(request)
     if body is not None:
         return (body, None) if len(body) <= cap else (None, "skipped_large_body")
     inner = request.stream
@@ -171,7 +193,7 @@ def _read_sync_body(request: Any, cap: int, module: ModuleType, replay: type) ->
 async def _read_async_body(
     request: Any, cap: int, module: ModuleType, replay: type
 ) -> tuple[bytes | None, str | None]:
-    body = _request_content(request)
+    body = _held_content(request)
     if body is not None:
         return (body, None) if len(body) <= cap else (None, "skipped_large_body")
     inner = request.stream
@@ -189,29 +211,50 @@ async def _read_async_body(
     return body, None
 
 
-def _wrap_sync(module: ModuleType, original: Callable[..., Any]) -> Callable[..., Any]:
+def _send_sync(original: Callable[..., Any], client_seam: bool, self: Any, request: Any) -> Any:
+    if not client_seam:
+        return original(self, request)
+    token = _inside_client_seam.set(True)
+    try:
+        return original(self, request)
+    finally:
+        _inside_client_seam.reset(token)
+
+
+async def _send_async(original: Callable[..., Any], client_seam: bool, self: Any, request: Any) -> Any:
+    if not client_seam:
+        return await original(self, request)
+    token = _inside_client_seam.set(True)
+    try:
+        return await original(self, request)
+    finally:
+        _inside_client_seam.reset(token)
+
+
+def _wrap_sync(module: ModuleType, original: Callable[..., Any], *, client_seam: bool = False) -> Callable[..., Any]:
     observed, _, replay, _ = _make_streams(module)
 
     def handle_request(self: Any, request: Any) -> Any:
+        if not client_seam and _inside_client_seam.get():
+            return original(self, request)  # traced (or found not an LLM call) at the client seam
         target = _target(request)
         if target is None:
-            return original(self, request)
+            return _send_sync(original, client_seam, self, request)
         cap = target.runtime.settings.max_link_body_bytes
         body, skipped = _read_sync_body(request, cap, module, replay)
         call = _start_call(target, request, body, skipped, module)
         if call is None:
-            return original(self, request)
+            return _send_sync(original, client_seam, self, request)
         call.activate()
         try:
-            response = original(self, request)
+            response = _send_sync(original, client_seam, self, request)
         except BaseException as exc:
             call.on_error(exc)
             raise
         finally:
             call.deactivate()
         try:
-            call.on_response(response.status_code, response.headers)
-            response.stream = observed(response.stream, call)
+            _observe_response(call, response, observed)
         except Exception:
             log_once("response wrap")
             call.end("error")
@@ -221,29 +264,30 @@ def _wrap_sync(module: ModuleType, original: Callable[..., Any]) -> Callable[...
     return handle_request
 
 
-def _wrap_async(module: ModuleType, original: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_async(module: ModuleType, original: Callable[..., Any], *, client_seam: bool = False) -> Callable[..., Any]:
     _, observed, _, replay = _make_streams(module)
 
     async def handle_async_request(self: Any, request: Any) -> Any:
+        if not client_seam and _inside_client_seam.get():
+            return await original(self, request)  # traced (or found not an LLM call) at the client seam
         target = _target(request)
         if target is None:
-            return await original(self, request)
+            return await _send_async(original, client_seam, self, request)
         cap = target.runtime.settings.max_link_body_bytes
         body, skipped = await _read_async_body(request, cap, module, replay)
         call = _start_call(target, request, body, skipped, module)
         if call is None:
-            return await original(self, request)
+            return await _send_async(original, client_seam, self, request)
         call.activate()
         try:
-            response = await original(self, request)
+            response = await _send_async(original, client_seam, self, request)
         except BaseException as exc:
             call.on_error(exc)
             raise
         finally:
             call.deactivate()
         try:
-            call.on_response(response.status_code, response.headers)
-            response.stream = observed(response.stream, call)
+            _observe_response(call, response, observed)
         except Exception:
             log_once("response wrap")
             call.end("error")
@@ -259,6 +303,15 @@ def _patch(cls: type, attribute: str, wrapper: Callable[..., Any]) -> None:
         return  # already ours
     _originals[(cls, attribute)] = current
     setattr(cls, attribute, wrapper)
+
+
+def _patch_client_seam(module: ModuleType) -> None:
+    """``_send_single_request`` is private API (present in httpx since 0.18 and in httpx2);
+    where a version lacks it, the transport seam alone still covers the default transports."""
+    for cls, wrap in ((module.Client, _wrap_sync), (module.AsyncClient, _wrap_async)):
+        original = getattr(cls, "_send_single_request", None)
+        if original is not None and (cls, "_send_single_request") not in _originals:
+            _patch(cls, "_send_single_request", wrap(module, original, client_seam=True))
 
 
 def install(*, by_middleware: bool = False) -> None:
@@ -286,6 +339,7 @@ def install(*, by_middleware: bool = False) -> None:
                 _patch(sync_cls, "handle_request", _wrap_sync(module, sync_cls.handle_request))
             if (async_cls, "handle_async_request") not in _originals:
                 _patch(async_cls, "handle_async_request", _wrap_async(module, async_cls.handle_async_request))
+            _patch_client_seam(module)
         requests_hook.install()
 
 
