@@ -33,7 +33,8 @@ from benchmarks.contenders import CONTENDERS, P4_VARIANTS
 from benchmarks.load import percentile, run_requests
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS_VENV = ROOT / "benchmarks" / ".venv-peers"
+# OR_BENCH_PEERS_VENV: reuse a peers venv, e.g. when benchmarking a `git worktree` snapshot.
+PEERS_VENV = Path(os.environ.get("OR_BENCH_PEERS_VENV") or ROOT / "benchmarks" / ".venv-peers")
 PEERS_REQUIREMENTS = ROOT / "benchmarks" / "requirements-peers.txt"
 # The app's stack: pinned in the peers' venv to the versions of the project's venv.
 SHARED_STACK = (
