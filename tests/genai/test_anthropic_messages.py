@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from genai_testing import fixture_bytes, observe, per_event
 
 from or_middleware.genai.anthropic_messages import AnthropicMessagesFormat
 from or_middleware.genai.record import GenerationRecord
+from tests.genai.genai_testing import fixture_bytes, observe, per_event
 
 MESSAGES = AnthropicMessagesFormat()
 

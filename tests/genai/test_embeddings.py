@@ -4,10 +4,10 @@ import json
 import random
 
 import pytest
-from genai_testing import fixture_bytes, observe
 
 from or_middleware.genai.embeddings import EmbeddingsFormat
 from or_middleware.genai.record import GenerationRecord
+from tests.genai.genai_testing import fixture_bytes, observe
 
 EMBEDDINGS = EmbeddingsFormat()
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from genai_testing import fixture_bytes, observe, per_event
 
 from or_middleware.genai.content import TRUNCATION_MARKER
 from or_middleware.genai.openai_chat import ChatCompletionsFormat, ChatStreamReader, TextCompletionsFormat
 from or_middleware.genai.record import GenerationRecord
+from tests.genai.genai_testing import fixture_bytes, observe, per_event
 
 CHAT = ChatCompletionsFormat()
 TEXT = TextCompletionsFormat()

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from genai_testing import comparable, fixture_bytes, observe
 
 from or_middleware.genai.decoding import STEP
 from or_middleware.genai.openai_chat import ChatCompletionsFormat
 from or_middleware.genai.record import GenerationRecord
 from or_middleware.genai.response import ResponseObserver
+from tests.genai.genai_testing import comparable, fixture_bytes, observe
 
 CHAT = ChatCompletionsFormat()
 STREAM = fixture_bytes("openai_chat_stream_usage.sse")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 
 import pytest
-from genai_testing import FIXTURES, comparable, fixture_bytes, observe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from or_middleware.genai.anthropic_messages import AnthropicMessagesFormat
 from or_middleware.genai.formats import WireFormat
 from or_middleware.genai.openai_chat import ChatCompletionsFormat, TextCompletionsFormat
 from or_middleware.genai.openai_responses import ResponsesFormat
+from tests.genai.genai_testing import FIXTURES, comparable, fixture_bytes, observe
 
 # Fixture file-name prefix -> the format that reads it.
 FORMATS: dict[str, WireFormat] = {
