@@ -139,7 +139,7 @@ _LINE = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     lines=st.lists(_LINE, max_size=12),
     eol=st.sampled_from(["\n", "\r\n", "\r"]),

@@ -46,7 +46,7 @@ def test_every_stream_fixture_has_a_format() -> None:
 
 
 @pytest.mark.parametrize("name", STREAMS)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(points=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=40))
 def test_any_split_yields_the_same_record(name: str, points: list[int]) -> None:
     fmt = format_for_fixture(name)
@@ -56,7 +56,7 @@ def test_any_split_yields_the_same_record(name: str, points: list[int]) -> None:
 
 
 @pytest.mark.parametrize("name", STREAMS)
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(points=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=20))
 def test_any_split_of_the_gzipped_stream_yields_the_same_record(name: str, points: list[int]) -> None:
     fmt = format_for_fixture(name)
