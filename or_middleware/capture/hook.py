@@ -90,7 +90,7 @@ def _make_streams(module: ModuleType) -> tuple[type, type, type, type]:
         def __init__(self, inner: Any, call: LLMCall) -> None:
             self._inner = inner
             self._call = call
-            self._finalizer = weakref.finalize(self, call.end, "abandoned")
+            self._finalizer = weakref.finalize(self, call.on_close)
 
         def __iter__(self) -> Iterator[bytes]:
             call = self._call
@@ -116,7 +116,7 @@ def _make_streams(module: ModuleType) -> tuple[type, type, type, type]:
         def __init__(self, inner: Any, call: LLMCall) -> None:
             self._inner = inner
             self._call = call
-            self._finalizer = weakref.finalize(self, call.end, "abandoned")
+            self._finalizer = weakref.finalize(self, call.on_close)
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             call = self._call

@@ -23,7 +23,7 @@ class ObservedRaw:
     def __init__(self, inner: Any, call: LLMCall) -> None:
         self._inner = inner
         self._call = call
-        self._finalizer = weakref.finalize(self, call.end, "abandoned")
+        self._finalizer = weakref.finalize(self, call.on_close)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
