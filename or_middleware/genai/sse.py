@@ -100,7 +100,8 @@ class SSEDecoder:
             self._started = True
             if text[0] == "\ufeff":
                 text = text[1:]
-        pieces = _LINE_END.split(text)
+        # Most chunks use "\n" alone: str.split is several times cheaper than the regex, same result.
+        pieces = _LINE_END.split(text) if "\r" in text else text.split("\n")
         tail = pieces.pop()  # text after the last terminator: the start of an unfinished line
         if pieces:
             # Only this chunk is scanned for terminators, never the accumulated line, so a
