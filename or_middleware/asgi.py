@@ -10,7 +10,7 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from or_middleware import context
+from or_middleware import coexistence, context
 from or_middleware.capture import hook
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
@@ -32,6 +32,7 @@ class LLMTracingMiddleware:
         self.app = app
         self.settings = settings if settings is not None else Settings()
         self.runtime = TracingRuntime(self.settings)
+        coexistence.attach(self.runtime)  # the app's own OpenTelemetry provider, if any, gets our spans too
         self._header_names = asgi_header_names(self.runtime)
         # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
         self._traced = OpenTelemetryMiddleware(

@@ -213,6 +213,12 @@ class Settings(_ReportingSettings):
     max_content_bytes: int = Field(64 * 1024, ge=256)
     max_link_body_bytes: int = Field(4 * 1024 * 1024, ge=0)
     max_response_parse_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # Another instrumentation (OpenLLMetry, OpenInference, Logfire) already traces an LLM call:
+    # auto = link to its span and start none of ours; off = ours too, as a child of theirs.
+    deduplicate: Literal["auto", "off"] = "auto"
+    # The app has its own SDK TracerProvider: also hand it our spans (content stripped), so its
+    # backend holds one trace without holes.
+    export_to_app_provider: bool = True
 
     _destination_settings: list[DestinationSettings] = PrivateAttr(default_factory=list)
 

@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 
-from or_middleware import context
+from or_middleware import coexistence, context
 from or_middleware.capture import hook
 from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
@@ -54,6 +54,7 @@ class LLMTracingWSGIMiddleware:
         self.app = app
         self.settings = settings if settings is not None else Settings()
         self.runtime = TracingRuntime(self.settings)
+        coexistence.attach(self.runtime)  # the app's own OpenTelemetry provider, if any, gets our spans too
         self._header_names = wsgi_header_names(self.runtime)
         self._traced = OpenTelemetryMiddleware(
             self._with_identity,

@@ -20,6 +20,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from or_middleware import spans as contract
 from or_middleware.capture.detection import LLMEndpoint
 from or_middleware.capture.linkage import link_openrouter_body
+from or_middleware.coexistence import foreign_genai_span
 from or_middleware.context import current_identity
 from or_middleware.genai.formats import WireFormat
 from or_middleware.genai.record import GenerationRecord
@@ -86,6 +87,9 @@ class LLMCall:
         self.host = host
         self.port = port
         self.span: trace.Span | None = None
+        # what linkage and traceparent point at: our span, or the span of another
+        # instrumentation that already traces this call (OR_MIDDLEWARE_DEDUPLICATE=auto)
+        self.linked_span: trace.Span | None = None
         self.observer: ResponseObserver | None = None
         self.generation_id: str | None = None
         self.linkage: str | None = None
@@ -119,15 +123,18 @@ class LLMCall:
         settings = self.runtime.settings
         record.trace_name = record.trace_name or settings.trace_name
         name = contract.span_name(record.operation, record.request_model)
-        self.span = self.runtime.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
-        )
+        foreign = foreign_genai_span() if settings.deduplicate == "auto" else None
+        if foreign is None:
+            self.span = self.runtime.tracer.start_span(
+                name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
+            )
+        self.linked_span = self.span or foreign
         try:
             if self.target.endpoint.openrouter and settings.link_openrouter:
                 if body_skipped:
                     self.linkage = body_skipped
                 elif isinstance(parsed, dict):
-                    context = self.span.get_span_context()
+                    context = self.linked_span.get_span_context()  # type: ignore[union-attr]
                     self.linkage = link_openrouter_body(
                         parsed,
                         trace_id=f"{context.trace_id:032x}",
@@ -153,8 +160,8 @@ class LLMCall:
 
     def traceparent_headers(self) -> dict[str, str]:
         carrier: dict[str, str] = {}
-        if self.span is not None:
-            _W3C.inject(carrier, context=trace.set_span_in_context(self.span))
+        if self.linked_span is not None:
+            _W3C.inject(carrier, context=trace.set_span_in_context(self.linked_span))
         return carrier
 
     def activate(self) -> None:

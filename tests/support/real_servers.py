@@ -86,7 +86,8 @@ def serve_command(argv: Sequence[str], port: int, env: Mapping[str, str]) -> Ite
     Stops it with SIGTERM (the servers' graceful shutdown, which flushes our exporters) and
     fails loudly with its output if it does not start.
     """
-    full_env = {**os.environ, **env, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    python_path = os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(REPO_ROOT)) if p)
+    full_env = {**os.environ, **env, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         list(argv), cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
