@@ -75,6 +75,27 @@ def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
         attributes[key] = value
 
 
+def _exportable(value: Any) -> Any:
+    """The value as every exporter can encode it, or None. JSON from the wire may hold what
+    OTLP cannot carry (ints beyond int64, a lone surrogate such as half an emoji cut by a JS
+    client); left in, the OTLP encoder drops the attribute with a traceback per span and the
+    local store fails the whole batch."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates -> U+FFFD
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | list):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**63 else None
+    items = [_exportable(item) for item in value]
+    return [item for item in items if item is not None]
+
+
 def record_attributes(record: GenerationRecord, max_content_bytes: int) -> dict[str, Any]:
     """All attributes of a finished GenAI span."""
     a: dict[str, Any] = {
@@ -135,7 +156,7 @@ def record_attributes(record: GenerationRecord, max_content_bytes: int) -> dict[
                 a[key] = _capped_json(value, max_content_bytes)
         if record.error_message:
             a[ERROR_MESSAGE] = record.error_message[:max_content_bytes]
-    return a
+    return {_exportable(k): v for k, value in a.items() if (v := _exportable(value)) is not None}
 
 
 def server_attributes_for(host: str | None, port: int | None) -> dict[str, Any]:

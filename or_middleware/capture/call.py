@@ -145,7 +145,9 @@ class LLMCall:
                         session=record.session,
                     )
                     if self.linkage == "linked":
-                        new_body = json.dumps(parsed, ensure_ascii=False, separators=(",", ":")).encode()
+                        new_body = _linked_body(parsed)
+                        if new_body is None:
+                            self.linkage = "skipped_not_strict_json"
                 else:
                     self.linkage = "skipped_not_object"
         except Exception:
@@ -252,6 +254,23 @@ class LLMCall:
             log_once("span attributes")
         finally:
             span.end()
+
+
+def _linked_body(body: Any) -> bytes | None:
+    """The linked body as strict JSON, or None to send the app's body untouched.
+
+    Python reads some valid JSON into values it would not write back as JSON: 1e400 becomes
+    inf (written ``Infinity``, which the upstream rejects), and a lone surrogate escape such
+    as ``"\\ud83d"`` has no UTF-8 form (ASCII escapes keep it exactly as the app sent it).
+    """
+    try:
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return None
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _price(record: GenerationRecord) -> None:
