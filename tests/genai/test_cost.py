@@ -136,3 +136,30 @@ def test_lookups_are_cached() -> None:
 def test_the_network_guard_itself_works() -> None:
     with pytest.raises(AssertionError, match="network"):
         socket.create_connection(("127.0.0.1", 9))
+
+
+def test_the_fast_linear_path_agrees_with_genai_prices_for_every_flat_model() -> None:
+    """Every flat-priced model of the main providers is priced by the linear rates, and the
+    result equals genai-prices' own calculation on varied usages."""
+    from or_middleware.genai import cost
+
+    usages = [(1, 1, 0, 0, 0), (12_345, 678, 1_000, 200, 50), (100_000, 4_000, 0, 30_000, 0)]
+    checked = 0
+    for provider_id in ("openai", "anthropic", "openrouter"):
+        provider = next(p for p in cost._snapshot().providers if p.id == provider_id)
+        for model in provider.models[:80]:
+            rates = cost._linear_rates(provider_id, model.id)
+            if rates is None:
+                continue
+            for input_tokens, output_tokens, cache_read, cache_write, reasoning in usages:
+                record = GenerationRecord(provider=provider_id, request_model=model.id, input_tokens=input_tokens,
+                                          output_tokens=output_tokens, cache_read_tokens=cache_read,
+                                          cache_creation_tokens=cache_write, reasoning_tokens=reasoning)
+                found = cost._lookup(provider_id, model.id)
+                assert found is not None
+                expected = found[1].calc_price(cost._usage(record), found[0])
+                cost.price(record, provider_id)
+                assert record.cost == pytest.approx(float(expected.total_price), rel=1e-9, abs=1e-12)
+                assert record.input_cost == pytest.approx(float(expected.input_price), rel=1e-9, abs=1e-12)
+            checked += 1
+    assert checked > 50  # the fast path is the common case
