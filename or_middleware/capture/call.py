@@ -249,7 +249,9 @@ class LLMCall:
                 attributes[contract.LINKAGE] = self.linkage
             span.set_attributes(attributes)
             if record.error_type is not None:
-                span.set_status(Status(StatusCode.ERROR, record.error_type))
+                # The cleaned value: a status no exporter can encode (a lone surrogate from an
+                # upstream error code) would fail the destination's whole batch.
+                span.set_status(Status(StatusCode.ERROR, attributes.get(contract.error_attributes.ERROR_TYPE)))
         except Exception:
             log_once("span attributes")
         finally:
