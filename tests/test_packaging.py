@@ -5,10 +5,11 @@ where there is one), so it runs offline wherever pip itself does."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import shutil
 import subprocess
 import sys
 import tarfile
-import venv
 import zipfile
 from pathlib import Path
 
@@ -34,14 +35,28 @@ def run(*argv: str | Path, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def test_wheel_and_sdist_build_and_install_cleanly(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     pytest.importorskip("build")
-    dist = tmp_path / "dist"
+    dist = tmp_path_factory.mktemp("dist")
     # build makes the sdist, then the wheel from the unpacked sdist: the sdist is proven buildable
     run(sys.executable, "-m", "build", "--outdir", dist, REPO_ROOT)
     [wheel] = dist.glob("*.whl")
     [sdist] = dist.glob("*.tar.gz")
+    return wheel, sdist
 
+
+def install_in_fresh_venv(python: str, wheel: Path, where: Path) -> Path:
+    env_dir = where / "venv"
+    run(python, "-m", "venv", env_dir)
+    env_python = env_dir / "bin" / "python"
+    run(env_python, "-m", "pip", "install", "--quiet", wheel)
+    run(env_python, "-m", "pip", "check")
+    return env_python
+
+
+def test_wheel_and_sdist_build_and_install_cleanly(built: tuple[Path, Path], tmp_path: Path) -> None:
+    wheel, sdist = built
     with zipfile.ZipFile(wheel) as archive:
         wheel_files = archive.namelist()
     assert "or_middleware/py.typed" in wheel_files
@@ -51,11 +66,30 @@ def test_wheel_and_sdist_build_and_install_cleanly(tmp_path: Path) -> None:
         sdist_files = {Path(*Path(name).parts[1:]).as_posix() for name in archive.getnames()}
     assert {"pyproject.toml", "README.md", "or_middleware/__init__.py"} <= sdist_files
 
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    run(python, "-m", "pip", "install", "--quiet", wheel)
-    run(python, "-m", "pip", "check")
-    installed_version = run(python, "-c", CHECK_INSTALLED, cwd=tmp_path).strip()
-    assert wheel.name.startswith(f"or_middleware-{installed_version}-")
-    assert "usage" in run(env_dir / "bin" / "or-middleware", "--help").lower()
+    # a fresh venv per supported Python found here (3.11 is the one running the tests), in parallel
+    pythons = {"3.11": sys.executable} | {v: p for v in ("3.12", "3.13") if (p := find_python(v))}
+
+    def install(version: str) -> tuple[str, Path]:
+        where = tmp_path / version
+        where.mkdir()
+        return version, install_in_fresh_venv(pythons[version], wheel, where)
+
+    with concurrent.futures.ThreadPoolExecutor(len(pythons)) as pool:
+        installed = dict(pool.map(install, pythons))
+    for python in installed.values():
+        installed_version = run(python, "-c", CHECK_INSTALLED, cwd=tmp_path).strip()
+        assert wheel.name.startswith(f"or_middleware-{installed_version}-")
+    assert "usage" in run(installed["3.11"].parent / "or-middleware", "--help").lower()
+    missing = {"3.12", "3.13"} - installed.keys()
+    if missing:
+        pytest.skip(f"installed and checked on {sorted(installed)}; no python {sorted(missing)} here")
+
+
+def find_python(version: str) -> str | None:
+    """``pythonX.Y`` on PATH, or a pyenv build of it (pyenv's shim refuses versions not selected)."""
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "--version"], capture_output=True).returncode == 0:
+            return candidate
+    return None

@@ -1,0 +1,105 @@
+"""README.md and examples/env/ never rot: the Python blocks run, the env blocks and env files are
+valid configurations, and the coverage table names tests that exist."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from or_middleware.config import DestinationSettings, Settings
+from tests.support.real_servers import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
+FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.S | re.M)
+
+
+def blocks(language: str) -> list[str]:
+    found = []
+    for indent, lang, body in FENCE.findall(README):
+        if lang == language:
+            found.append("\n".join(line.removeprefix(indent) for line in body.splitlines()))
+    return found
+
+
+def env_of(text: str) -> dict[str, str]:
+    """``NAME=value`` lines (env files) or ``export NAME='value'`` lines (shell), as the shell reads them."""
+    pairs = {}
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if words:
+            name, _, value = words[-1].partition("=")
+            pairs[name] = value
+    return pairs
+
+
+def known_kinds() -> set[str]:
+    kinds, todo = set(), [DestinationSettings]
+    while todo:
+        cls = todo.pop()
+        kinds.add(cls.kind)
+        todo += cls.__subclasses__()
+    return kinds
+
+
+def load_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    settings.destination_settings()  # each destination's own variables are validated here
+    return settings
+
+
+def test_the_python_blocks_run(tmp_path, monkeypatch):
+    pytest.importorskip("django")
+    import examples.django_app  # noqa: F401  (configures Django, as the wsgi.py block expects a project to)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "console")
+    code = blocks("python")
+    assert len(code) >= 4
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for block in code:  # in order, in one namespace: later blocks build on earlier ones, as a reader would
+        exec(compile(block, "README.md", "exec"), namespace)
+    from fastapi import FastAPI
+    from flask import Flask
+
+    from or_middleware import LLMTracingWSGIMiddleware
+
+    assert isinstance(namespace["app"], FastAPI)
+    assert isinstance(namespace["flask_app"], Flask)
+    assert isinstance(namespace["application"], LLMTracingWSGIMiddleware)
+
+
+def test_the_env_blocks_are_valid_configurations(monkeypatch):
+    env_blocks = [b for b in blocks("bash") if b.strip() and all(
+        line.startswith("export OR_MIDDLEWARE_") for line in b.strip().splitlines())]
+    assert env_blocks
+    for block in env_blocks:
+        with monkeypatch.context() as m:
+            settings = load_settings(m, env_of(block))
+            assert settings.destination_settings()
+
+
+@pytest.mark.parametrize("env_file", sorted((REPO_ROOT / "examples" / "env").glob("*.env")), ids=lambda p: p.stem)
+def test_the_example_env_files_are_valid_configurations(monkeypatch, env_file: Path):
+    env = env_of(env_file.read_text())
+    assert all(name.startswith("OR_MIDDLEWARE_") for name in env), "env files configure the middleware only"
+    wanted = {d.strip().split("_")[0] for d in env["OR_MIDDLEWARE_DESTINATIONS"].split(",")}
+    if not wanted <= known_kinds():
+        pytest.skip(f"destination presets {sorted(wanted - known_kinds())} are not in this checkout")
+    settings = load_settings(monkeypatch, env)
+    assert {d.kind for d in settings.destination_settings()} == wanted
+
+
+def test_the_coverage_table_names_tests_that_exist():
+    section = README.split("## Clients", 1)[1].split("\n## ", 1)[0]
+    references = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", section)
+    assert len(references) >= 8
+    for path, function in references:
+        source = REPO_ROOT / path
+        assert source.exists(), path
+        if function:
+            assert re.search(rf"^(async )?def {function}\(", source.read_text(), re.M), f"{path}::{function}"
