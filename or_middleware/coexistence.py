@@ -24,11 +24,25 @@ from or_middleware.spans import CONTENT_ATTRIBUTES, GENAI_SCOPE
 
 logger = logging.getLogger(__name__)
 
-# Attribute keys that mark a span as an LLM call in the conventions other instrumentations use:
-# OpenTelemetry GenAI semconv (openai-v2, Logfire, OpenLLMetry) and Traceloop's own.
-_GENAI_KEYS = ("gen_ai.operation.name", "gen_ai.system", "gen_ai.provider.name", "llm.request.type")
+# GenAI semconv operations that are one model call; the others (invoke_agent, create_agent,
+# execute_tool) are spans above the calls, and a call made inside them is still ours to trace.
+_MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "generate_content", "completion"})
+# Older keys that other instrumentations (OpenLLMetry, Logfire) set on their model-call spans.
+_MODEL_CALL_KEYS = ("gen_ai.system", "gen_ai.provider.name", "llm.request.type")
 # OpenInference marks its spans with a kind; only these wrap one LLM API call.
-_OPENINFERENCE_LLM_KINDS = ("LLM", "EMBEDDING")
+_OPENINFERENCE_LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
+# Traceloop's workflow/task/agent/tool spans wrap many calls.
+_TRACELOOP_GROUPING_KINDS = frozenset({"workflow", "task", "agent", "tool"})
+
+
+def _is_model_call(attributes: Any) -> bool:
+    if "openinference.span.kind" in attributes:
+        return attributes["openinference.span.kind"] in _OPENINFERENCE_LLM_KINDS
+    if attributes.get("traceloop.span.kind") in _TRACELOOP_GROUPING_KINDS:
+        return False
+    if "gen_ai.operation.name" in attributes:
+        return attributes["gen_ai.operation.name"] in _MODEL_CALL_OPERATIONS
+    return any(key in attributes for key in _MODEL_CALL_KEYS)
 
 
 def foreign_genai_span() -> trace.Span | None:
@@ -40,11 +54,7 @@ def foreign_genai_span() -> trace.Span | None:
     if scope is not None and scope.name == GENAI_SCOPE:
         return None  # ours: a call made while one of our calls is in flight (an in-process gateway)
     attributes: Any = getattr(span, "attributes", None) or {}
-    if attributes.get("openinference.span.kind") in _OPENINFERENCE_LLM_KINDS:
-        return span
-    if any(key in attributes for key in _GENAI_KEYS):
-        return span
-    return None
+    return span if _is_model_call(attributes) else None
 
 
 def _without_content(span: ReadableSpan) -> ReadableSpan:

@@ -245,3 +245,25 @@ def test_opentelemetry_instrument_loads_our_hook(upstream, receiver, content_rec
         assert http_client.parent_span_id == ours.span_id
     else:  # the middleware adds the request identity
         assert ours.attributes["user.id"] == "zoe"
+
+
+@pytest.mark.parametrize(("attributes", "is_model_call"), [
+    ({"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}, True),  # openai-v2, Logfire
+    ({"gen_ai.operation.name": "embeddings"}, True),
+    ({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}, False),  # calls happen inside
+    ({"gen_ai.operation.name": "execute_tool"}, False),
+    ({"llm.request.type": "chat", "gen_ai.system": "openai"}, True),  # OpenLLMetry
+    ({"traceloop.span.kind": "workflow", "gen_ai.system": "openai"}, False),
+    ({"openinference.span.kind": "LLM"}, True),
+    ({"openinference.span.kind": "CHAIN", "gen_ai.system": "openai"}, False),
+    ({"http.request.method": "POST"}, False),
+    ({}, False),
+])
+def test_which_spans_count_as_another_instrumentations_llm_call(attributes, is_model_call):
+    from or_middleware.coexistence import foreign_genai_span
+
+    tracer = TracerProvider().get_tracer("someone.else")
+    with tracer.start_as_current_span("span", attributes=attributes) as span:
+        assert (foreign_genai_span() is span) is is_model_call
+    with trace.use_span(trace.NonRecordingSpan(span.get_span_context())):
+        assert foreign_genai_span() is None  # a span nobody records cannot hold a GenAI span
