@@ -15,7 +15,7 @@ import pytest
 import or_middleware
 from tests.conftest import Upstream, make_settings, otlp
 from tests.support.otlp_receiver import OTLPReceiver, ReceivedSpan
-from tests.support.real_servers import serve_hypercorn
+from tests.support.real_servers import free_port, serve_command, serve_hypercorn, venv_command
 from tests.support.servers import serve_asgi, serve_wsgi
 
 IDENTITY = {"x-user-id": "alice", "x-session-id": "sess-9"}
@@ -121,3 +121,20 @@ def test_django_asgi_under_uvicorn(upstream, receiver, monkeypatch):
         app = django_app.create_asgi_app(make_settings(upstream, otlp(receiver)))
         with serve_asgi(app, lifespan="off") as url:  # Django's ASGI handler does not speak lifespan
             exercise(url, upstream, receiver)
+
+
+def test_flask_under_gunicorn_configured_by_env_only(upstream, receiver):
+    """``gunicorn examples.flask_app:app`` exactly as the example's docstring says, two sync workers."""
+    pytest.importorskip("gunicorn")
+    port = free_port()
+    env = {
+        "LLM_BASE_URL": upstream.openrouter,
+        "OR_MIDDLEWARE_DESTINATIONS": "otlp",
+        "OR_MIDDLEWARE_OTLP__ENDPOINT": receiver.traces_url,
+        "OR_MIDDLEWARE_OTLP__SCHEDULE_DELAY_MS": "50",
+        "OR_MIDDLEWARE_LLM_HOSTS": f"openrouter={upstream.openrouter}",
+    }
+    argv = [venv_command("gunicorn"), "examples.flask_app:app", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            "--graceful-timeout", "2"]
+    with serve_command(argv, port, env) as url:
+        exercise(url, upstream, receiver)
