@@ -267,3 +267,26 @@ def test_which_spans_count_as_another_instrumentations_llm_call(attributes, is_m
         assert (foreign_genai_span() is span) is is_model_call
     with trace.use_span(trace.NonRecordingSpan(span.get_span_context())):
         assert foreign_genai_span() is None  # a span nobody records cannot hold a GenAI span
+
+
+def test_our_middleware_outside_the_apps_own_asgi_instrumentation(upstream, receiver, app_exporter):
+    """Wrapping the whole app (Django, Litestar style) around an app that instruments itself:
+    ours is the server span, theirs becomes its INTERNAL child, and their backend gets ours."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    inner = fastapi_app(upstream.openrouter)
+    inner.add_middleware(OpenTelemetryMiddleware)  # the app's own ASGI instrumentation, global provider
+    app = LLMTracingMiddleware(inner, settings=make_settings(upstream, otlp(receiver, spans="all")))
+    with serve_asgi(app) as url:
+        assert httpx.post(f"{url}/ask", json=chat_body("outer")).status_code == 200
+        assert or_middleware.force_flush()
+    [ours] = receiver.wait_for_spans(lambda s: s.scope == "or_middleware")
+    [server] = receiver.wait_for_spans(lambda s: s.kind == "SERVER")
+    theirs = app_exporter.get_finished_spans()
+    # one SERVER span in their backend too, and it is ours (handed over)
+    assert [hex_id(s.context.span_id) for s in theirs if s.kind == SpanKind.SERVER] == [server.span_id]
+    [their_request] = [s for s in theirs if s.instrumentation_scope.name == "opentelemetry.instrumentation.asgi"
+                       and s.kind == SpanKind.INTERNAL and s.name == "POST /ask"]
+    assert hex_id(their_request.parent.span_id) == server.span_id
+    assert ours.parent_span_id == hex_id(their_request.context.span_id)
+    assert_no_orphans(list(theirs))
