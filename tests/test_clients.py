@@ -221,3 +221,22 @@ def test_the_sdks_aiohttp_backend_is_traced(upstream, genai_spans, sdk):
     [span] = genai_spans(1)
     assert span.attributes["gen_ai.response.id"] == ident
     assert span.attributes["gen_ai.provider.name"] == ("anthropic" if sdk == "anthropic" else "openrouter")
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_uninstrument_restores_the_client_seam_too(upstream, genai_spans, module):
+    patched = module.Client._send_single_request, module.AsyncClient._send_single_request
+    assert all(getattr(f, "__or_middleware_original__", None) for f in patched)
+    or_middleware.uninstrument()
+    try:
+        restored = module.Client._send_single_request, module.AsyncClient._send_single_request
+        assert restored == tuple(f.__or_middleware_original__ for f in patched)
+        with module.Client(transport=module.MockTransport(lambda r: module.Response(200, json={"id": "x"}))) as c:
+            c.post(f"{upstream.openrouter}/chat/completions", json=chat_body("untraced"))
+    finally:
+        or_middleware.instrument()
+    assert module.Client._send_single_request is not restored[0]
+    with module.Client(transport=module.MockTransport(lambda r: module.Response(200, json={"id": "traced"}))) as c:
+        c.post(f"{upstream.openrouter}/chat/completions", json=chat_body("traced again"))
+    [span] = genai_spans(1)  # only the call made while instrumented
+    assert span.attributes["gen_ai.response.id"] == "traced"
