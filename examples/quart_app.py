@@ -1,7 +1,10 @@
 """Quart: async and sync routes and a background task, each calling an LLM through the openai SDK.
 
-    OPENROUTER_API_KEY=sk-or-v1-... hypercorn examples.quart_app:app --bind 127.0.0.1:8000
+    OPENROUTER_API_KEY=sk-or-v1-... hypercorn 'examples.quart_app:create_app()' --bind 127.0.0.1:8000
     curl -s localhost:8000/ask -H 'x-user-id: alice' -d '{"question": "hi"}'
+
+hypercorn evaluates the name in the module, so it takes the factory call (``uvicorn`` also takes
+``examples.quart_app:app``).
 
 Quart is ASGI: wrap ``app.asgi_app`` (Quart keeps its own ``app`` object for routes and config).
 """
@@ -62,7 +65,7 @@ def _app_from_env() -> Quart:
     return create_app()
 
 
-def __getattr__(name: str) -> Quart:  # `hypercorn examples.quart_app:app` builds it on first use
+def __getattr__(name: str) -> Quart:  # `uvicorn examples.quart_app:app` builds it on first use
     if name == "app":
         return _app_from_env()
     raise AttributeError(name)
