@@ -2,7 +2,8 @@
 
     OPENROUTER_API_KEY=sk-or-v1-... uvicorn examples.fastapi_app:app --port 8000
     OPENROUTER_API_KEY=sk-or-v1-... hypercorn 'examples.fastapi_app:create_app()' --bind 127.0.0.1:8000
-    curl -s localhost:8000/ask -H 'x-user-id: alice' -H 'x-session-id: s1' -d '{"question": "hi"}'
+    curl -s localhost:8000/ask -H 'x-user-id: alice' -H 'x-session-id: s1' \
+         -H 'content-type: application/json' -d '{"question": "hi"}'
 
 Configuration comes from ``OR_MIDDLEWARE_*`` variables (see README, "Configuration").
 """

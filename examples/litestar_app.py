@@ -1,7 +1,7 @@
 """Litestar: async and sync handlers and a background task, each calling an LLM through the openai SDK.
 
     OPENROUTER_API_KEY=sk-or-v1-... uvicorn examples.litestar_app:app --port 8000
-    curl -s localhost:8000/ask -H 'x-user-id: alice' -d '{"question": "hi"}'
+    curl -s localhost:8000/ask -H 'x-user-id: alice' -H 'content-type: application/json' -d '{"question": "hi"}'
 
 The middleware wraps the whole Litestar app as plain ASGI (``LLMTracingMiddleware(Litestar(...))``):
 Litestar builds a middleware stack per route, which would build one tracing runtime per route.

@@ -1,7 +1,7 @@
 """Quart: async and sync routes and a background task, each calling an LLM through the openai SDK.
 
     OPENROUTER_API_KEY=sk-or-v1-... hypercorn 'examples.quart_app:create_app()' --bind 127.0.0.1:8000
-    curl -s localhost:8000/ask -H 'x-user-id: alice' -d '{"question": "hi"}'
+    curl -s localhost:8000/ask -H 'x-user-id: alice' -H 'content-type: application/json' -d '{"question": "hi"}'
 
 hypercorn evaluates the name in the module, so it takes the factory call (``uvicorn`` also takes
 ``examples.quart_app:app``).

@@ -1,7 +1,7 @@
 """Starlette: an async and a sync endpoint and a background task, each calling an LLM with httpx.
 
     OPENROUTER_API_KEY=sk-or-v1-... uvicorn examples.starlette_app:app --port 8000
-    curl -s localhost:8000/ask -H 'x-user-id: alice' -d '{"question": "hi"}'
+    curl -s localhost:8000/ask -H 'x-user-id: alice' -H 'content-type: application/json' -d '{"question": "hi"}'
 """
 
 from __future__ import annotations
