@@ -13,11 +13,24 @@ import os
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from or_middleware.export.filters import FilterRules, parse_filter_rules
+from or_middleware.export.redaction import parse_pii_patterns
 
 ENV_PREFIX = "OR_MIDDLEWARE_"
 _HEADLINE = "invalid configuration: "
+
+Dialect = Literal["semconv", "openinference", "langfuse", "langsmith"]
 
 
 class ConfigError(ValueError):
@@ -63,14 +76,30 @@ class DestinationSettings(_ReportingSettings):
 
     kind: ClassVar[str] = ""
     default_spans: ClassVar[Literal["genai", "all"]] = "genai"
+    default_dialect: ClassVar[Dialect] = "semconv"
     required: ClassVar[tuple[str, ...]] = ()
 
     name: str = ""
     privacy_mode: bool | None = None  # None: the global OR_MIDDLEWARE_PRIVACY_MODE
+    redact_pii: bool | None = None  # None: the global OR_MIDDLEWARE_REDACT_PII
     spans: Literal["genai", "all"] | None = None  # None: the preset's default
     sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    filter: Annotated[FilterRules | None, NoDecode] = None  # JSON rule set, see export/filters.py
+    dialect: Dialect | None = None  # None: the preset's default
     max_queue_size: int = Field(2048, ge=1)
     schedule_delay_ms: int = Field(1000, ge=1)
+
+    def __init__(self, **values: Any) -> None:
+        # Built in code (not from OR_MIDDLEWARE_DESTINATIONS), a destination still reads only its
+        # own OR_MIDDLEWARE_<NAME>__* variables, never bare ENDPOINT / HOST / API_KEY ones.
+        name = values.get("name") or self.kind
+        values.setdefault("_env_prefix", f"{ENV_PREFIX}{name.upper()}__")
+        super().__init__(**values)
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _parse_filter(cls, value: Any) -> Any:
+        return parse_filter_rules(value)
 
     @model_validator(mode="after")
     def _check_required(self) -> DestinationSettings:
@@ -84,6 +113,47 @@ class DestinationSettings(_ReportingSettings):
     @property
     def span_scope(self) -> Literal["genai", "all"]:
         return self.spans or self.default_spans
+
+    @property
+    def resolved_dialect(self) -> Dialect:
+        return self.dialect or self.default_dialect
+
+    def env_name(self, field: str) -> str:
+        """The variable that sets ``field`` of this destination, for messages."""
+        return f"{ENV_PREFIX}{(self.name or self.kind).upper()}__{field.upper()}"
+
+
+def _http_url(value: str | None) -> str | None:
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+class RemoteDestination(DestinationSettings):
+    """A destination across the network: timeout, retries with backoff, and the on-disk spool.
+
+    A batch the destination cannot take now (unreachable, 429, 5xx) is retried ``MAX_RETRIES``
+    times with exponential backoff (``Retry-After`` honoured), then written to the spool and
+    re-sent, oldest first, once the destination answers again. Only a full spool drops spans.
+    """
+
+    timeout: float | None = Field(None, gt=0)  # seconds; None: 10 (otlp: OTEL_EXPORTER_OTLP_TIMEOUT)
+    max_retries: int = Field(3, ge=0)
+    max_backoff_s: float = Field(30.0, gt=0)
+    spool_dir: str | None = None  # None: OR_MIDDLEWARE_SPOOL_DIR, else the user cache dir
+    spool_max_mb: float = Field(64.0, ge=0)  # 0: no spool (spans are dropped when delivery fails)
+
+    url_fields: ClassVar[tuple[str, ...]] = ()  # fields that must be http(s) URLs
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> RemoteDestination:
+        for field in self.url_fields:
+            value = getattr(self, field)
+            try:
+                _http_url(value)
+            except ValueError as exc:
+                raise ConfigError(f"{self.env_name(field)}={value!r}: {exc}") from None
+        return self
 
 
 def parse_headers(value: str | None) -> dict[str, str]:
@@ -99,16 +169,16 @@ def parse_headers(value: str | None) -> dict[str, str]:
     return headers
 
 
-class OtlpDestination(DestinationSettings):
+class OtlpDestination(RemoteDestination):
     """Any OTLP endpoint. Unset fields fall back to the standard OTEL_EXPORTER_OTLP_* variables."""
 
     kind: ClassVar[str] = "otlp"
     default_spans: ClassVar[Literal["genai", "all"]] = "all"
 
-    endpoint: str | None = None  # full traces URL (http) or host:port (grpc)
+    endpoint: str | None = None  # full traces URL (http), or http(s)://host:port (grpc)
     headers: str | None = None
     protocol: Literal["http/protobuf", "http/json", "grpc"] | None = None
-    timeout: float = Field(10.0, gt=0)
+    compression: Literal["gzip", "none"] | None = None  # None: OTEL_EXPORTER_OTLP_COMPRESSION
 
     @field_validator("headers")
     @classmethod
@@ -119,9 +189,7 @@ class OtlpDestination(DestinationSettings):
     @field_validator("endpoint")
     @classmethod
     def _valid_endpoint(cls, value: str | None) -> str | None:
-        if value and urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError("expected an http:// or https:// URL")
-        return value
+        return _http_url(value)
 
     def resolved_protocol(self) -> str:
         return (
@@ -130,6 +198,123 @@ class OtlpDestination(DestinationSettings):
             or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
             or "http/protobuf"
         )
+
+
+class GrafanaDestination(RemoteDestination):
+    """Grafana Cloud's OTLP gateway: Basic auth ``instance_id:api_token``."""
+
+    kind: ClassVar[str] = "grafana"
+    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    required: ClassVar[tuple[str, ...]] = ("endpoint", "instance_id", "api_token")
+
+    endpoint: str | None = None  # https://otlp-gateway-<zone>.grafana.net[/otlp]; /otlp/v1/traces is appended
+    instance_id: str | None = None
+    api_token: SecretStr | None = None
+
+    url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
+
+
+class LangSmithDestination(RemoteDestination):
+    """LangSmith's OTLP endpoint: ``x-api-key`` and ``Langsmith-Project`` headers."""
+
+    kind: ClassVar[str] = "langsmith"
+    default_dialect: ClassVar[Dialect] = "langsmith"
+    required: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: SecretStr | None = None
+    project: str | None = None  # None: LangSmith's default project
+    endpoint: str = "https://api.smith.langchain.com"  # /otel/v1/traces is appended
+
+    url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
+
+
+class LangfuseDestination(RemoteDestination):
+    """Langfuse's OTLP endpoint: Basic auth ``public_key:secret_key``, ingestion version 4."""
+
+    kind: ClassVar[str] = "langfuse"
+    default_dialect: ClassVar[Dialect] = "langfuse"
+    required: ClassVar[tuple[str, ...]] = ("public_key", "secret_key")
+
+    public_key: str | None = None
+    secret_key: SecretStr | None = None
+    host: str = "https://cloud.langfuse.com"  # /api/public/otel/v1/traces is appended
+
+    url_fields: ClassVar[tuple[str, ...]] = ("host",)
+
+
+class SigNozDestination(RemoteDestination):
+    """SigNoz Cloud (``signoz-ingestion-key`` header) or a self-hosted SigNoz collector."""
+
+    kind: ClassVar[str] = "signoz"
+    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+
+    ingestion_key: SecretStr | None = None  # not needed by a self-hosted collector
+    endpoint: str = "https://ingest.us.signoz.cloud:443/v1/traces"  # the full traces URL
+
+    url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
+
+
+class ArizeDestination(RemoteDestination):
+    """Arize AX: OpenInference spans, ``authorization`` and ``arize-space-id`` headers."""
+
+    kind: ClassVar[str] = "arize"
+    default_dialect: ClassVar[Dialect] = "openinference"
+    required: ClassVar[tuple[str, ...]] = ("api_key", "space_id")
+
+    api_key: SecretStr | None = None
+    space_id: str | None = None
+    project: str | None = None  # None: the service name
+    base_url: str = "https://otlp.arize.com"  # /v1/traces is appended
+
+    url_fields: ClassVar[tuple[str, ...]] = ("base_url",)
+
+
+class PhoenixDestination(RemoteDestination):
+    """A self-hosted Arize Phoenix: OpenInference spans under ``PROJECT``."""
+
+    kind: ClassVar[str] = "phoenix"
+    default_dialect: ClassVar[Dialect] = "openinference"
+
+    endpoint: str = "http://127.0.0.1:6006/v1/traces"  # the full traces URL
+    project: str | None = None  # None: the service name
+    api_key: SecretStr | None = None  # only for a Phoenix with authentication on (Bearer)
+
+    url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
+
+
+class BraintrustDestination(RemoteDestination):
+    """Braintrust's OTLP endpoint: Bearer key, ``x-bt-parent: project_id:<id>`` (or ``project_name:``)."""
+
+    kind: ClassVar[str] = "braintrust"
+    required: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: SecretStr | None = None
+    project_id: str | None = None
+    project_name: str | None = None  # instead of PROJECT_ID
+    base_url: str = "https://api.braintrust.dev"  # /otel/v1/traces is appended
+
+    url_fields: ClassVar[tuple[str, ...]] = ("base_url",)
+
+    @model_validator(mode="after")
+    def _needs_a_project(self) -> BraintrustDestination:
+        if not (self.project_id or self.project_name):
+            raise ConfigError(
+                f"destination {self.name or self.kind!r} needs {self.env_name('project_id')} "
+                f"(or {self.env_name('project_name')})"
+            )
+        return self
+
+
+class PostHogDestination(RemoteDestination):
+    """PostHog LLM analytics: ``$ai_generation`` events through the batch capture API (not OTLP)."""
+
+    kind: ClassVar[str] = "posthog"
+    required: ClassVar[tuple[str, ...]] = ("api_key",)
+
+    api_key: SecretStr | None = None  # the project API key (phc_...)
+    host: str = "https://us.i.posthog.com"  # /batch/ is appended
+
+    url_fields: ClassVar[tuple[str, ...]] = ("host",)
 
 
 class ConsoleDestination(DestinationSettings):
@@ -147,7 +332,20 @@ class LocalDestination(DestinationSettings):
 
 
 PRESETS: dict[str, type[DestinationSettings]] = {
-    cls.kind: cls for cls in (OtlpDestination, ConsoleDestination, LocalDestination)
+    cls.kind: cls
+    for cls in (
+        OtlpDestination,
+        GrafanaDestination,
+        LangSmithDestination,
+        LangfuseDestination,
+        SigNozDestination,
+        ArizeDestination,
+        PhoenixDestination,
+        BraintrustDestination,
+        PostHogDestination,
+        ConsoleDestination,
+        LocalDestination,
+    )
 }
 
 
@@ -204,6 +402,11 @@ class Settings(_ReportingSettings):
         default_factory=lambda: ["local"]
     )
     privacy_mode: bool = True
+    redact_pii: bool = False
+    # extra PII patterns: JSON {"NAME": "regex", ...} -> [NAME], or a JSON list of regexes -> [PII]
+    pii_patterns: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    pii_phone_region: str = "US"  # region of phone numbers written without +country code
+    spool_dir: str | None = None  # base of every remote destination's spool (default: user cache dir)
     llm_hosts: Annotated[list[LLMHost], NoDecode] = Field(default_factory=list)
     user_header: str = "x-user-id"
     session_header: str = "x-session-id"
@@ -231,6 +434,11 @@ class Settings(_ReportingSettings):
     @classmethod
     def _split_llm_hosts(cls, value: Any) -> Any:
         return parse_llm_hosts(value)
+
+    @field_validator("pii_patterns", mode="before")
+    @classmethod
+    def _compile_pii_patterns(cls, value: Any) -> Any:
+        return parse_pii_patterns(value)
 
     @field_validator("user_header", "session_header")
     @classmethod
@@ -268,6 +476,9 @@ class Settings(_ReportingSettings):
 
     def privacy_for(self, destination: DestinationSettings) -> bool:
         return self.privacy_mode if destination.privacy_mode is None else destination.privacy_mode
+
+    def redacts_pii_for(self, destination: DestinationSettings) -> bool:
+        return self.redact_pii if destination.redact_pii is None else destination.redact_pii
 
     @property
     def captures_content(self) -> bool:

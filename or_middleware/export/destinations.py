@@ -1,43 +1,179 @@
-"""From a destination's settings to its running pipeline: exporter, span scope, privacy."""
+"""From a destination's settings to its running pipeline: where it sends, how, and what it sends.
+
+Each remote preset maps to a :class:`WireTarget` (URL, protocol, auth headers, resource
+attributes), from the vendors' documented ingest paths. In-process destinations (console,
+local store, and any kind registered in :data:`EXPORTER_FACTORIES`) wrap a SpanExporter.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
+import os
+import re
+import ssl
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from or_middleware.config import (
-    ConfigError,
+    ArizeDestination,
+    BraintrustDestination,
     ConsoleDestination,
     DestinationSettings,
+    GrafanaDestination,
+    LangfuseDestination,
+    LangSmithDestination,
     LocalDestination,
     OtlpDestination,
+    PhoenixDestination,
+    PostHogDestination,
+    RemoteDestination,
     Settings,
+    SigNozDestination,
     parse_headers,
 )
+from or_middleware.export import otlp_env
+from or_middleware.export.delivery import WireDelivery
+from or_middleware.export.dialects import DIALECTS
+from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
+from or_middleware.export.encoders import OtlpJson, OtlpProtobuf, SpanEncoding
 from or_middleware.export.pipeline import DestinationPipeline
-from or_middleware.export.privacy import strip_content
-from or_middleware.spans import GENAI_SCOPE
+from or_middleware.export.posthog import PostHogEvents
+from or_middleware.export.preparation import SpanPreparation
+from or_middleware.export.privacy import ContentRedaction, SecretScrubber, detach_from_parent, strip_content
+from or_middleware.export.redaction import PIIRedactor
+from or_middleware.export.selection import SpanSelection
+from or_middleware.export.sinks import ExporterSink, SpanSink
+from or_middleware.export.spool import DiskSpool
+from or_middleware.export.stats import DropCounter, PipelineStats
+from or_middleware.export.transports import GrpcTransport, HttpTransport, Transport, ssl_context
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 10.0
+PROJECT_RESOURCE = "openinference.project.name"
 
 
-def otlp_exporter(dest: OtlpDestination) -> SpanExporter:
-    headers = parse_headers(dest.headers) or None
+@dataclass(frozen=True)
+class WireTarget:
+    """Where and how a remote destination's batches go."""
+
+    url: str
+    protocol: str  # http/protobuf | http/json | grpc | posthog
+    headers: dict[str, str] = field(default_factory=dict)
+    resource: dict[str, str] = field(default_factory=dict)  # added to every span's resource
+    timeout: float = DEFAULT_TIMEOUT_S
+    compress: bool = False
+    certificate: str | None = None
+    client_certificate: tuple[str | None, str | None] = (None, None)
+    insecure: bool | None = None  # grpc only; None: from the URL scheme
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _with_path(base: str, path: str) -> str:
+    """``base`` + ``path`` unless the user already gave the full URL."""
+    base = base.rstrip("/")
+    return base if base.endswith(path.rstrip("/")) else base + path
+
+
+def _timeout(dest: RemoteDestination) -> float:
+    return dest.timeout or DEFAULT_TIMEOUT_S
+
+
+def grafana_target(dest: GrafanaDestination, settings: Settings) -> WireTarget:
+    base = (dest.endpoint or "").rstrip("/")
+    url = base if base.endswith("/v1/traces") else _with_path(base, "/otlp") + "/v1/traces"
+    auth = _basic(dest.instance_id or "", _secret(dest.api_token))
+    return WireTarget(url, "http/protobuf", {"authorization": auth}, timeout=_timeout(dest))
+
+
+def langsmith_target(dest: LangSmithDestination, settings: Settings) -> WireTarget:
+    headers = {"x-api-key": _secret(dest.api_key)}
+    if dest.project:
+        headers["langsmith-project"] = dest.project
+    return WireTarget(_with_path(dest.endpoint, "/otel/v1/traces"), "http/protobuf", headers, timeout=_timeout(dest))
+
+
+def langfuse_target(dest: LangfuseDestination, settings: Settings) -> WireTarget:
+    headers = {
+        "authorization": _basic(dest.public_key or "", _secret(dest.secret_key)),
+        "x-langfuse-ingestion-version": "4",
+    }
+    url = _with_path(dest.host, "/api/public/otel/v1/traces")
+    return WireTarget(url, "http/protobuf", headers, timeout=_timeout(dest))
+
+
+def signoz_target(dest: SigNozDestination, settings: Settings) -> WireTarget:
+    headers = {"signoz-ingestion-key": _secret(dest.ingestion_key)} if dest.ingestion_key else {}
+    return WireTarget(dest.endpoint, "http/protobuf", headers, timeout=_timeout(dest))
+
+
+def arize_target(dest: ArizeDestination, settings: Settings) -> WireTarget:
+    headers = {"authorization": _secret(dest.api_key), "arize-space-id": dest.space_id or ""}
+    project = dest.project or settings.resolved_service_name
+    return WireTarget(_with_path(dest.base_url, "/v1/traces"), "http/protobuf", headers,
+                      {PROJECT_RESOURCE: project}, timeout=_timeout(dest))
+
+
+def phoenix_target(dest: PhoenixDestination, settings: Settings) -> WireTarget:
+    headers = {"authorization": f"Bearer {_secret(dest.api_key)}"} if dest.api_key else {}
+    project = dest.project or settings.resolved_service_name
+    return WireTarget(dest.endpoint, "http/protobuf", headers, {PROJECT_RESOURCE: project}, timeout=_timeout(dest))
+
+
+def braintrust_target(dest: BraintrustDestination, settings: Settings) -> WireTarget:
+    parent = f"project_id:{dest.project_id}" if dest.project_id else f"project_name:{dest.project_name}"
+    headers = {"authorization": f"Bearer {_secret(dest.api_key)}", "x-bt-parent": parent}
+    return WireTarget(_with_path(dest.base_url, "/otel/v1/traces"), "http/protobuf", headers, timeout=_timeout(dest))
+
+
+def posthog_target(dest: PostHogDestination, settings: Settings) -> WireTarget:
+    return WireTarget(_with_path(dest.host, "/batch") + "/", "posthog", timeout=_timeout(dest))
+
+
+def otlp_target(dest: OtlpDestination, settings: Settings) -> WireTarget:
     protocol = dest.resolved_protocol()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+    headers = {**otlp_env.headers(), **parse_headers(dest.headers)}
+    compression = dest.compression or otlp_env.compression()
+    return WireTarget(
+        dest.endpoint or otlp_env.traces_endpoint(protocol),
+        protocol,
+        headers,
+        timeout=dest.timeout or otlp_env.timeout_s() or DEFAULT_TIMEOUT_S,
+        compress=compression == "gzip",
+        certificate=otlp_env.certificate(),
+        client_certificate=otlp_env.client_certificate(),
+        insecure=otlp_env.insecure(),
+    )
 
-        endpoint = dest.endpoint
-        insecure = endpoint.startswith("http://") if endpoint else None
-        return GrpcExporter(endpoint=endpoint, insecure=insecure, headers=headers, timeout=dest.timeout)
-    if protocol == "http/json":
-        raise ConfigError(
-            f"OR_MIDDLEWARE_{dest.name.upper()}__PROTOCOL=http/json is not available in this version; "
-            "use http/protobuf or grpc"
-        )
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return HttpExporter(endpoint=dest.endpoint, headers=headers, timeout=dest.timeout)
+TargetFactory = Callable[[Any, Settings], WireTarget]
+
+TARGET_FACTORIES: dict[str, TargetFactory] = {
+    "otlp": otlp_target,
+    "grafana": grafana_target,
+    "langsmith": langsmith_target,
+    "langfuse": langfuse_target,
+    "signoz": signoz_target,
+    "arize": arize_target,
+    "phoenix": phoenix_target,
+    "braintrust": braintrust_target,
+    "posthog": posthog_target,
+}
 
 
 def console_exporter(dest: ConsoleDestination) -> SpanExporter:
@@ -54,16 +190,110 @@ def local_exporter(dest: LocalDestination) -> SpanExporter:
 
 ExporterFactory = Callable[[DestinationSettings], SpanExporter]
 
+# In-process destinations by kind (tests and benchmarks may register their own).
 EXPORTER_FACTORIES: dict[str, ExporterFactory] = {
-    "otlp": otlp_exporter,  # type: ignore[dict-item]
     "console": console_exporter,  # type: ignore[dict-item]
     "local": local_exporter,  # type: ignore[dict-item]
 }
 
 
-def is_genai_span(span: ReadableSpan) -> bool:
-    scope = span.instrumentation_scope
-    return scope is not None and scope.name == GENAI_SCOPE
+def wire_target(dest: DestinationSettings, settings: Settings) -> WireTarget | None:
+    factory = TARGET_FACTORIES.get(dest.kind)
+    return factory(dest, settings) if factory is not None else None
+
+
+def _encoding(target: WireTarget, dest: DestinationSettings) -> SpanEncoding:
+    if target.protocol == "posthog":
+        return PostHogEvents(_secret(getattr(dest, "api_key", "")))
+    if target.protocol == "http/json":
+        return OtlpJson()
+    return OtlpProtobuf()
+
+
+def transport_for(target: WireTarget, content_type: str) -> Transport:
+    if target.protocol == "grpc":
+        return GrpcTransport(target.url, target.headers, target.timeout, compress=target.compress,
+                             insecure=target.insecure, certificate=target.certificate)
+    verify: ssl.SSLContext | bool = ssl_context(target.certificate, *target.client_certificate)
+    return HttpTransport(target.url, target.headers, content_type, target.timeout,
+                         compress=target.compress, verify=verify)
+
+
+def default_spool_base() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "or_middleware" / "spool"
+
+
+def spool_directory(dest: RemoteDestination, settings: Settings, target: WireTarget) -> Path:
+    """``<SPOOL_DIR>/<destination>-<hash>``: the hash covers service, URL and protocol, so a batch
+    is only ever re-sent to the endpoint (and in the encoding) it was spooled for."""
+    base = Path(dest.spool_dir or settings.spool_dir or default_spool_base()).expanduser()
+    identity = f"{settings.resolved_service_name}\n{dest.kind}\n{target.url}\n{target.protocol}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return base / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', dest.name)}-{digest}"
+
+
+def _spool(dest: RemoteDestination, settings: Settings, target: WireTarget) -> DiskSpool | None:
+    if dest.spool_max_mb <= 0:
+        return None
+    directory = spool_directory(dest, settings, target)
+    try:
+        return DiskSpool(directory, int(dest.spool_max_mb * 1024 * 1024))
+    except OSError as exc:
+        logger.warning("or_middleware: destination %s has no spool (cannot use %s: %s); spans are "
+                       "dropped while it is unreachable", dest.name, directory, exc)
+        return None
+
+
+def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget | None, stats: PipelineStats,
+               drops: Callable[[int, str], None], *, spool: bool = True) -> SpanSink:
+    if target is None:
+        return ExporterSink(EXPORTER_FACTORIES[dest.kind](dest), stats)
+    assert isinstance(dest, RemoteDestination)
+    encoding = _encoding(target, dest)
+    return WireDelivery(
+        dest.name,
+        encoding,
+        transport_for(target, encoding.content_type),
+        stats=stats,
+        on_drop=drops,
+        spool=_spool(dest, settings, target) if spool else None,
+        max_retries=dest.max_retries,
+        max_backoff_s=dest.max_backoff_s,
+    )
+
+
+class ResourceAttributes:
+    """Adds attributes to every span's resource (``openinference.project.name``); cached per resource."""
+
+    def __init__(self, attributes: dict[str, str]) -> None:
+        self._extra = Resource(attributes)
+        self._merged: dict[int, tuple[Resource, Resource]] = {}
+
+    def __call__(self, draft: SpanDraft) -> None:
+        cached = self._merged.get(id(draft.resource))
+        if cached is None or cached[0] is not draft.resource:
+            cached = (draft.resource, draft.resource.merge(self._extra))
+            if len(self._merged) > 64:
+                self._merged.clear()
+            self._merged[id(draft.resource)] = cached
+        draft.resource = cached[1]
+
+
+def build_preparation(dest: DestinationSettings, settings: Settings, target: WireTarget | None) -> SpanPreparation:
+    transforms: list[DraftTransform] = []
+    if dest.span_scope == "genai":
+        transforms.append(detach_from_parent)
+    if settings.privacy_for(dest):
+        transforms.append(strip_content)
+    elif settings.redacts_pii_for(dest):
+        transforms.append(ContentRedaction(PIIRedactor(settings.pii_patterns, settings.pii_phone_region)))
+    if target is not None and target.resource:
+        transforms.append(ResourceAttributes(target.resource))
+    if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
+        transforms.append(DIALECTS[dest.resolved_dialect])
+    transforms.append(SecretScrubber())
+    return SpanPreparation(SpanSelection(dest.filter, dest.sample_rate), transforms)
 
 
 def _any_span(span: ReadableSpan) -> bool:
@@ -71,13 +301,20 @@ def _any_span(span: ReadableSpan) -> bool:
 
 
 def build_pipeline(dest: DestinationSettings, settings: Settings) -> DestinationPipeline:
-    exporter = EXPORTER_FACTORIES[dest.kind](dest)
-    private = settings.privacy_for(dest)
-    return DestinationPipeline(
+    target = wire_target(dest, settings)
+    stats = PipelineStats()
+    drops = DropCounter(dest.name, stats)
+    sink = build_sink(dest, settings, target, stats, drops)
+    pipeline = DestinationPipeline(
         dest.name,
-        exporter,
+        sink,
+        stats=stats,
+        drops=drops,
         accepts=is_genai_span if dest.span_scope == "genai" else _any_span,
-        transform=strip_content if private else None,
+        preparation=build_preparation(dest, settings, target),
         max_queue_size=dest.max_queue_size,
         schedule_delay_s=dest.schedule_delay_ms / 1000,
     )
+    if sink.due_in() is not None:  # an earlier run left batches in the spool: re-send them now
+        pipeline.start()
+    return pipeline

@@ -1,8 +1,9 @@
 """DestinationPipeline: one destination's bounded queue and exporter thread.
 
 The request path only calls :meth:`DestinationPipeline.on_end`, which is a scope check
-and a non-blocking ``put``. Filtering, privacy, dialects and the network all happen on
-the pipeline's own thread; a full queue drops (and counts) instead of blocking.
+and a non-blocking ``put``. Selection, privacy, redaction, dialects, encoding, the network,
+retries and the spool all happen on the pipeline's own thread; a full queue drops (and
+counts) instead of blocking.
 """
 
 from __future__ import annotations
@@ -12,54 +13,41 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from or_middleware.export.preparation import SpanPreparation
+from or_middleware.export.sinks import SpanSink
+from or_middleware.export.stats import DropCounter, PipelineStats
+
+__all__ = ["DestinationPipeline", "PipelineStats", "SpanPredicate"]
 
 logger = logging.getLogger(__name__)
 
-SpanTransform = Callable[[Sequence[ReadableSpan]], Sequence[ReadableSpan]]
 SpanPredicate = Callable[[ReadableSpan], bool]
 
 
-@dataclass
-class PipelineStats:
-    """Counts since start; read with :func:`or_middleware.stats`."""
-
-    queued: int = 0
-    exported: int = 0
-    filtered: int = 0
-    failed: int = 0
-    dropped: int = 0
-    retried: int = 0
-    spooled: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            return {
-                name: getattr(self, name)
-                for name in ("queued", "exported", "filtered", "failed", "dropped", "retried", "spooled")
-            }
-
-
 class _Flush:
-    """A marker in the queue: everything before it has been exported when ``done`` is set."""
+    """A marker in the queue: everything before it has been handled when ``done`` is set."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
 
 
 _STOP = object()
-_WARN_INTERVAL_S = 30.0
+_queue_failures_logged: set[str] = set()
+_live_pipelines: weakref.WeakSet[DestinationPipeline] = weakref.WeakSet()
+
+
+def _reset_pipelines_in_child() -> None:
+    for pipeline in list(_live_pipelines):
+        pipeline._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_pipelines_in_child)
 
 
 class DestinationPipeline(SpanProcessor):
@@ -68,19 +56,22 @@ class DestinationPipeline(SpanProcessor):
     def __init__(
         self,
         name: str,
-        exporter: SpanExporter,
+        sink: SpanSink,
         *,
+        stats: PipelineStats,
+        drops: DropCounter,
         accepts: SpanPredicate,
-        transform: SpanTransform | None = None,
+        preparation: SpanPreparation,
         max_queue_size: int = 2048,
         schedule_delay_s: float = 1.0,
         max_batch_size: int = 512,
     ) -> None:
         self.name = name
-        self.exporter = exporter
-        self.stats = PipelineStats()
+        self.sink = sink
+        self.stats = stats
+        self.drops = drops
+        self.preparation = preparation
         self._accepts = accepts
-        self._transform = transform
         self._max_queue_size = max_queue_size
         self._schedule_delay_s = schedule_delay_s
         self._max_batch_size = max_batch_size
@@ -89,7 +80,8 @@ class DestinationPipeline(SpanProcessor):
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closed = False
-        self._last_warning = 0.0
+        stats.pending = sink.pending_spans
+        _live_pipelines.add(self)
 
     # -- request path ---------------------------------------------------------------------
 
@@ -98,27 +90,29 @@ class DestinationPipeline(SpanProcessor):
             if self._closed or not self._accepts(span):
                 return
             if self._thread is None or self._pid != os.getpid():
-                self._start()
+                self.start()
             self._queue.put_nowait(span)
             self.stats.add(queued=1)
         except queue.Full:
-            self.stats.add(dropped=1)
-            self._warn_dropped()
+            self.drops(1, f"queue is full ({self._max_queue_size})")
         except Exception:  # never let a destination break the app
-            logger.exception("or_middleware: destination %s could not queue a span", self.name)
+            if self.name not in _queue_failures_logged:  # once per destination: this runs for every span
+                _queue_failures_logged.add(self.name)
+                logger.exception("or_middleware: destination %s could not queue a span (logged once)", self.name)
 
-    def _warn_dropped(self) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > _WARN_INTERVAL_S:
-            self._last_warning = now
-            logger.warning(
-                "or_middleware: destination %s queue is full (%d); spans are being dropped (%d so far)",
-                self.name,
-                self._max_queue_size,
-                self.stats.dropped,
-            )
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's exporter thread does not exist here, and any lock it
+        held at the fork (queue, stats, sink) would stay held forever; start from fresh ones."""
+        self._start_lock = threading.Lock()
+        self._queue = queue.Queue(self._max_queue_size)
+        self._thread = None
+        self._pid = os.getpid()
+        self.stats.reset_lock()
+        self.sink.after_fork()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the exporter thread (done lazily on the first span, or at once when a spool
+        left by an earlier run is waiting to be re-sent)."""
         with self._start_lock:
             if self._pid != os.getpid():  # forked child: the parent's thread and queue are not ours
                 self._queue = queue.Queue(self._max_queue_size)
@@ -133,8 +127,19 @@ class DestinationPipeline(SpanProcessor):
     # -- exporter thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))  # our own sends are not traced
+        try:
+            self._loop()
+        finally:
+            detach(token)
+
+    def _loop(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self.sink.due_in())
+            except queue.Empty:
+                self._tick()
+                continue
             batch: list[ReadableSpan] = []
             markers: list[object] = []
             deadline = time.monotonic() + self._schedule_delay_s
@@ -155,6 +160,7 @@ class DestinationPipeline(SpanProcessor):
                     break
             if batch:
                 self._export(batch)
+            self._tick()
             for marker in markers:
                 if isinstance(marker, _Flush):
                     marker.done.set()
@@ -162,24 +168,21 @@ class DestinationPipeline(SpanProcessor):
                     return
 
     def _export(self, batch: list[ReadableSpan]) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            spans = self._transform(batch) if self._transform else batch
-            filtered = len(batch) - len(spans)
-            if filtered:
-                self.stats.add(filtered=filtered)
-            if not spans:
-                return
-            result = self.exporter.export(spans)
-            if result is SpanExportResult.SUCCESS:
-                self.stats.add(exported=len(spans))
-            else:
-                self.stats.add(failed=len(spans))
+            selected = self.preparation.prepare(batch)
+            if selected.filtered or selected.sampled_out:
+                self.stats.add(filtered=selected.filtered, sampled_out=selected.sampled_out)
+            if selected.spans:
+                self.sink.deliver(selected.spans)
         except Exception:
             self.stats.add(failed=len(batch))
             logger.exception("or_middleware: destination %s failed to export", self.name)
-        finally:
-            detach(token)
+
+    def _tick(self) -> None:
+        try:
+            self.sink.tick()
+        except Exception:
+            logger.exception("or_middleware: destination %s failed to re-send its spool", self.name)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -205,6 +208,6 @@ class DestinationPipeline(SpanProcessor):
             except queue.Full:
                 pass
         try:
-            self.exporter.shutdown()
+            self.sink.close()
         except Exception:
             logger.exception("or_middleware: destination %s failed to shut down", self.name)
