@@ -1,4 +1,4 @@
-"""Packaging: ``python -m build`` makes a wheel and an sdist that install into a fresh venv with
+"""Packaging: ``python -m build`` makes a wheel and an sdist that install into fresh venvs with
 ``pip check`` clean, ship what they should, and register the console script and the
 ``opentelemetry_instrumentor`` entry point. Uses pip's configured package index (a local one
 where there is one), so it runs offline wherever pip itself does."""
@@ -50,7 +50,7 @@ def install_in_fresh_venv(python: str, wheel: Path, where: Path) -> Path:
     env_dir = where / "venv"
     run(python, "-m", "venv", env_dir)
     env_python = env_dir / "bin" / "python"
-    run(env_python, "-m", "pip", "install", "--quiet", wheel)
+    run(env_python, "-m", "pip", "install", "--quiet", "--no-compile", wheel)  # no .pyc: half the time
     run(env_python, "-m", "pip", "check")
     return env_python
 
@@ -66,8 +66,9 @@ def test_wheel_and_sdist_build_and_install_cleanly(built: tuple[Path, Path], tmp
         sdist_files = {Path(*Path(name).parts[1:]).as_posix() for name in archive.getnames()}
     assert {"pyproject.toml", "README.md", "or_middleware/__init__.py"} <= sdist_files
 
-    # a fresh venv per supported Python found here (3.11 is the one running the tests), in parallel
-    pythons = {"3.11": sys.executable} | {v: p for v in ("3.12", "3.13") if (p := find_python(v))}
+    # a fresh venv for each end of the supported range (3.11 runs the tests; 3.13 when this machine
+    # has it), in parallel; 3.12 lies between them and is left out to keep the suite short
+    pythons = {"3.11": sys.executable} | {v: p for v in ("3.13",) if (p := find_python(v))}
 
     def install(version: str) -> tuple[str, Path]:
         where = tmp_path / version
@@ -80,7 +81,7 @@ def test_wheel_and_sdist_build_and_install_cleanly(built: tuple[Path, Path], tmp
         installed_version = run(python, "-c", CHECK_INSTALLED, cwd=tmp_path).strip()
         assert wheel.name.startswith(f"or_middleware-{installed_version}-")
     assert "usage" in run(installed["3.11"].parent / "or-middleware", "--help").lower()
-    missing = {"3.12", "3.13"} - installed.keys()
+    missing = {"3.13"} - installed.keys()
     if missing:
         pytest.skip(f"installed and checked on {sorted(installed)}; no python {sorted(missing)} here")
 
