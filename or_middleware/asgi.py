@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from or_middleware import coexistence, context
 from or_middleware.capture import hook
+from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
 from or_middleware.runtime import TracingRuntime
@@ -60,7 +61,7 @@ class LLMTracingMiddleware:
         try:
             token = context.enter(identity_from_asgi(self.runtime, scope, self._header_names))
         except Exception:
-            logger.exception("or_middleware: could not read the request identity")
+            log_once("request identity")
         try:
             await self.app(scope, receive, send)
         finally:

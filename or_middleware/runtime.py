@@ -9,10 +9,11 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 
 from or_middleware.capture.detection import EndpointDetector
@@ -25,13 +26,49 @@ from or_middleware.version import __version__
 logger = logging.getLogger(__name__)
 
 
+class ContainedProcessors(SynchronousMultiSpanProcessor):
+    """Our provider's span processors, each one contained. The SDK calls processors from
+    ``start_span`` and ``span.end()`` without a guard, and those run inside the app's request
+    (the server span ends in the ASGI/WSGI middleware, a GenAI span when the app's stream ends):
+    a bug in one of ours is logged once per processor and place, never raised into the app."""
+
+    _logged: ClassVar[set[tuple[str, str]]] = set()
+
+    def _failed(self, processor: SpanProcessor, where: str) -> None:
+        key = (type(processor).__name__, where)
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.exception("or_middleware: internal error in %s.%s (the app is unaffected; logged once)", *key)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._span_processors:
+            try:
+                processor.on_start(span, parent_context=parent_context)
+            except Exception:
+                self._failed(processor, "on_start")
+
+    def _on_ending(self, span: Span) -> None:
+        for processor in self._span_processors:
+            try:
+                processor._on_ending(span)  # type: ignore[attr-defined]
+            except Exception:
+                self._failed(processor, "_on_ending")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._span_processors:
+            try:
+                processor.on_end(span)
+            except Exception:
+                self._failed(processor, "on_end")
+
+
 class TracingRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.capture_content = settings.captures_content
         self.detector = EndpointDetector(settings.llm_hosts)
         resource = Resource.create({"service.name": settings.resolved_service_name})
-        self.tracer_provider = TracerProvider(resource=resource)
+        self.tracer_provider = TracerProvider(resource=resource, active_span_processor=ContainedProcessors())
         self.pipelines: list[DestinationPipeline] = [
             build_pipeline(dest, settings) for dest in settings.destination_settings()
         ]

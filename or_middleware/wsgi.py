@@ -14,6 +14,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 
 from or_middleware import coexistence, context
 from or_middleware.capture import hook
+from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
 from or_middleware.runtime import TracingRuntime
@@ -73,7 +74,7 @@ class LLMTracingWSGIMiddleware:
         try:
             token = context.enter(identity_from_wsgi(self.runtime, environ, self._header_names))
         except Exception:
-            logger.exception("or_middleware: could not read the request identity")
+            log_once("request identity")
         try:
             body = self.app(environ, start_response)
         except BaseException:

@@ -255,7 +255,10 @@ class LLMCall:
         except Exception:
             log_once("span attributes")
         finally:
-            span.end()
+            try:
+                span.end()
+            except Exception:  # runs inside the app's stream iteration: never raise into it
+                log_once("span end")
 
 
 def _linked_body(body: Any) -> bytes | None:

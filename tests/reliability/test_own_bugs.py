@@ -1,0 +1,197 @@
+"""Our own bugs: an exception injected into each stage of the middleware must never reach the app.
+
+For every stage (request identity, detection, request parsing, linkage, traceparent, the
+response observer, stream parsing, span attributes, pricing, span end and its processors,
+each destination's pipeline), a real app under a real server makes its calls (async JSON,
+sync threadpool JSON, async relayed stream) twice with the stage broken: every answer must be
+the answer the app gets without the middleware, the upstream must get the app's own body
+(plus, where linkage still works, only our keys), and the failure is logged once — not per call.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+import or_middleware
+from or_middleware import LLMTracingMiddleware, LLMTracingWSGIMiddleware
+from or_middleware.capture import call as call_module
+from or_middleware.demo.fake_upstream import create_fake_upstream
+from or_middleware.demo.serving import serve_asgi
+from or_middleware.genai import response as response_module
+from tests.apps import chat_body, fastapi_app, flask_app
+from tests.conftest import make_settings, otlp
+from tests.support.servers import serve_wsgi
+
+IDENTITY = {"x-user-id": "ada", "x-session-id": "s-1"}
+CALLS = [
+    ("/ask", chat_body("async json")),
+    ("/ask-sync", chat_body("sync json")),
+    ("/relay", chat_body("a relayed stream", stream=True)),
+]
+OUR_KEYS = ("trace", "user", "session_id")
+
+
+class Bases:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.openrouter = f"{url}/api/v1"
+        self.openai = f"{url}/v1"
+        self.anthropic = url.replace("127.0.0.1", "localhost")
+
+
+def _normalise(data: bytes) -> bytes:
+    """What legitimately differs between two runs of the fake: its clock and its id counter."""
+    data = re.sub(rb'"created": ?\d+', b'"created":0', data)
+    return re.sub(rb"gen-\d+-fake|chatcmpl-fake\d+", b"ID", data)
+
+
+def run_calls(url: str, rounds: int = 2) -> list[bytes]:
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(rounds):
+            for route, body in CALLS:
+                with client.stream("POST", route, json=body, headers=IDENTITY) as response:
+                    out.append(_normalise(f"{response.status_code}|".encode() + b"".join(response.iter_raw())))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bare_answers() -> list[bytes]:
+    """What the app answers without the middleware (the reference for every stage)."""
+    with serve_asgi(create_fake_upstream()) as fake_url, serve_asgi(fastapi_app(f"{fake_url}/api/v1")) as url:
+        answers = run_calls(url)
+    assert all(a.startswith(b"200|") for a in answers)
+    return answers
+
+
+def boom(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("injected: a bug of ours")
+
+
+def _genai_span_end_raises() -> Any:
+    """Span.end raising for our GenAI spans only (the server span's end is OpenTelemetry's business)."""
+    from opentelemetry.sdk.trace import Span
+
+    original = Span.end
+
+    def end(self: Any, end_time: int | None = None) -> None:
+        scope = self.instrumentation_scope
+        if scope is not None and scope.name == "or_middleware":
+            raise RuntimeError("injected: a bug of ours")
+        original(self, end_time)
+
+    return end
+
+
+# (stage, the dotted name replaced, by what (default: a function that raises), the log message, as a regex)
+STAGES: list[tuple[str, str, Any, str]] = [
+    ("identity", "or_middleware.asgi.identity_from_asgi", None, "internal error in request identity"),
+    ("detection", "or_middleware.capture.detection.EndpointDetector.match", None, "internal error in detection"),
+    ("format_lookup", "or_middleware.capture.call.format_for", None, "internal error in detection"),
+    ("request_parsing", "or_middleware.genai.openai_chat.ChatCompletionsFormat.read_request", None,
+     "internal error in request parsing"),
+    ("prompt_fields", "or_middleware.capture.call.prompt_fields", None, "internal error in request parsing"),
+    ("linkage", "or_middleware.capture.call.link_openrouter_body", None, "internal error in linkage"),
+    ("traceparent", "or_middleware.capture.call.LLMCall.traceparent_headers", None, "internal error in call start"),
+    ("response_setup", "or_middleware.capture.call.ResponseObserver", None, "internal error in response setup"),
+    ("response_feed", "or_middleware.genai.response.ResponseObserver.feed", None,
+     "internal error in response parsing"),
+    ("response_finish", "or_middleware.genai.response.ResponseObserver.finish", None,
+     "internal error in response finish"),
+    ("stream_parser", "or_middleware.genai.openai_chat.ChatStreamReader.on_event", None,
+     "failed to parse an LLM response"),
+    ("json_parser", "or_middleware.genai.openai_chat.ChatCompletionsFormat.read_response", None,
+     "failed to parse an LLM response"),
+    ("span_attributes", "or_middleware.spans.record_attributes", None, "internal error in span attributes"),
+    ("span_end", "opentelemetry.sdk.trace.Span.end", _genai_span_end_raises, "internal error in span end"),
+    # The SDK calls span processors from span.end() without a guard, also for the server span
+    # that the ASGI middleware ends: a destination's (or the analysis stage's) bug lands there.
+    ("destination_processor", "or_middleware.export.pipeline.DestinationPipeline.on_end", None,
+     r"internal error in (DestinationPipeline|GenerationAnalysis)\.on_end"),
+    ("destination_processor_start", "or_middleware.export.pipeline.DestinationPipeline.on_start", None,
+     r"internal error in (DestinationPipeline|GenerationAnalysis)\.on_start"),
+    ("destination_queue", "or_middleware.export.pipeline.PipelineStats.add", None, "could not queue a span"),
+    # the analysis stage (metrics, security signals), where it exists
+    ("analysis_end_span", "or_middleware.analysis.GenerationAnalysis.end_span", None, "internal error in span end"),
+    ("analysis_processor", "or_middleware.analysis.GenerationAnalysis.on_end", None,
+     r"internal error in \w+\.on_end"),
+]
+
+
+def fresh_logs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every once-only log starts afresh, so "once" is this test's."""
+    from or_middleware.export import pipeline
+    from or_middleware.runtime import ContainedProcessors
+
+    monkeypatch.setattr(call_module, "_logged", set())
+    monkeypatch.setattr(response_module, "_logged_parse_error", False)
+    monkeypatch.setattr(ContainedProcessors, "_logged", set())
+    monkeypatch.setattr(pipeline, "_queue_failures_logged", set())
+
+
+@pytest.fixture
+def fresh_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh_logs_again(monkeypatch)
+
+
+@pytest.mark.parametrize(("stage", "target", "replacement", "message"), STAGES, ids=[s[0] for s in STAGES])
+def test_a_bug_in_a_stage_never_reaches_the_app(stage, target, replacement, message, bare_answers, receiver,
+                                                monkeypatch, caplog, fresh_logs):
+    replacement = replacement() if replacement is not None else boom
+    try:
+        monkeypatch.setattr(target, replacement)
+    except (AttributeError, ImportError):
+        pytest.skip(f"{target} is not in this version")  # e.g. the analysis stage before it lands
+    monkeypatch.undo()
+    fresh_logs_again(monkeypatch)
+    fake = create_fake_upstream()
+    with serve_asgi(fake) as fake_url:
+        app = fastapi_app(f"{fake_url}/api/v1")
+        app.add_middleware(LLMTracingMiddleware, settings=make_settings(Bases(fake_url), otlp(receiver)))
+        monkeypatch.setattr(target, replacement)
+        caplog.set_level(logging.WARNING, logger="or_middleware")
+        with serve_asgi(app) as url:
+            answers = run_calls(url)
+    assert answers == bare_answers  # every call answered exactly as without the middleware
+    for (_, sent), got in zip(CALLS * 2, [r.json for r in fake.state.received], strict=True):
+        assert {k: v for k, v in got.items() if k not in OUR_KEYS} == sent  # the app's own body
+        if stage in ("linkage", "detection", "format_lookup"):
+            assert not set(OUR_KEYS) & set(got)  # unlinked, but sent as the app wrote it
+    ours = [r for r in caplog.records if r.name.startswith("or_middleware") and re.search(message, r.getMessage())]
+    assert len(ours) == 1, [r.getMessage() for r in caplog.records]  # once, not once per call
+
+
+def test_a_bug_in_the_wsgi_identity_never_reaches_the_app(receiver, monkeypatch, caplog, fresh_logs):
+    monkeypatch.setattr("or_middleware.wsgi.identity_from_wsgi", boom)
+    caplog.set_level(logging.WARNING, logger="or_middleware")
+    with serve_asgi(create_fake_upstream()) as fake_url:
+        app = flask_app(f"{fake_url}/api/v1")
+        app.wsgi_app = LLMTracingWSGIMiddleware(app.wsgi_app, settings=make_settings(Bases(fake_url), otlp(receiver)))
+        with serve_wsgi(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            for _ in range(3):
+                assert client.post("/ask", json=chat_body("wsgi"), headers=IDENTITY).status_code == 200
+    ours = [r for r in caplog.records if "internal error in request identity" in r.getMessage()]
+    assert len(ours) == 1
+
+
+def test_a_bug_in_pricing_never_reaches_the_app(upstream, receiver, monkeypatch, caplog, fresh_logs):
+    """Pricing runs for answers without their own cost (here OpenAI's, not OpenRouter's)."""
+    LLMTracingMiddleware(Starlette(), settings=make_settings(upstream, otlp(receiver)))
+    monkeypatch.setattr("or_middleware.genai.cost.price", boom)
+    caplog.set_level(logging.WARNING, logger="or_middleware")
+    for stream in (False, True, False):
+        body = chat_body("price me", model="gpt-4o-mini", stream=stream, stream_options={"include_usage": True})
+        with httpx.stream("POST", f"{upstream.openai}/chat/completions", json=body) as response:
+            assert response.status_code == 200
+            data = b"".join(response.iter_raw())
+        assert data.rstrip().endswith(b"[DONE]") if stream else b'"usage"' in data
+    assert or_middleware.force_flush(5000)
+    spans = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=3)
+    assert all("gen_ai.usage.input_tokens" in s.attributes and "gen_ai.usage.cost" not in s.attributes for s in spans)
+    assert len([r for r in caplog.records if "internal error in pricing" in r.getMessage()]) == 1
