@@ -15,6 +15,7 @@ from or_middleware.capture import hook
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
+from or_middleware.ratelimit import UserRateLimiter, send_asgi_429
 from or_middleware.runtime import TracingRuntime
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class LLMTracingMiddleware:
         self.runtime = TracingRuntime(self.settings)
         coexistence.attach(self.runtime)  # the app's own OpenTelemetry provider, if any, gets our spans too
         self._header_names = asgi_header_names(self.runtime)
+        limit = self.settings.user_rate_limit
+        self._rate_limiter = UserRateLimiter(limit) if limit is not None else None  # off unless configured
         # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
         self._traced = OpenTelemetryMiddleware(
             self._with_identity,
@@ -63,6 +66,13 @@ class LLMTracingMiddleware:
         except Exception:
             log_once("request identity")
         try:
+            limiter = self._rate_limiter
+            identity = context.current_identity()
+            if limiter is not None and identity is not None:
+                wait = limiter.retry_after(identity.user)
+                if wait is not None:  # answered here: the app, and its LLM call, never run
+                    await send_asgi_429(send, limiter.limit, wait)
+                    return
             await self.app(scope, receive, send)
         finally:
             if token is not None:

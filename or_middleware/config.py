@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from or_middleware.export.filters import FilterRules, parse_filter_rules
 from or_middleware.export.redaction import parse_pii_patterns
+from or_middleware.ratelimit import RateLimit
 
 ENV_PREFIX = "OR_MIDDLEWARE_"
 _HEADLINE = "invalid configuration: "
@@ -78,6 +79,8 @@ class DestinationSettings(_ReportingSettings):
     default_spans: ClassVar[Literal["genai", "all"]] = "genai"
     default_dialect: ClassVar[Dialect] = "semconv"
     required: ClassVar[tuple[str, ...]] = ()
+    # The backend also takes OTLP metrics (see or_middleware/metrics.py for where they are sent).
+    accepts_metrics: ClassVar[bool] = False
 
     name: str = ""
     privacy_mode: bool | None = None  # None: the global OR_MIDDLEWARE_PRIVACY_MODE
@@ -88,6 +91,7 @@ class DestinationSettings(_ReportingSettings):
     dialect: Dialect | None = None  # None: the preset's default
     max_queue_size: int = Field(2048, ge=1)
     schedule_delay_ms: int = Field(1000, ge=1)
+    metrics: bool = True  # false: a destination that accepts metrics gets traces only
 
     def __init__(self, **values: Any) -> None:
         # Built in code (not from OR_MIDDLEWARE_DESTINATIONS), a destination still reads only its
@@ -174,11 +178,13 @@ class OtlpDestination(RemoteDestination):
 
     kind: ClassVar[str] = "otlp"
     default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    accepts_metrics: ClassVar[bool] = True
 
     endpoint: str | None = None  # full traces URL (http), or http(s)://host:port (grpc)
     headers: str | None = None
     protocol: Literal["http/protobuf", "http/json", "grpc"] | None = None
     compression: Literal["gzip", "none"] | None = None  # None: OTEL_EXPORTER_OTLP_COMPRESSION
+    metrics_endpoint: str | None = None  # None: ENDPOINT with /v1/traces -> /v1/metrics
 
     @field_validator("headers")
     @classmethod
@@ -186,7 +192,7 @@ class OtlpDestination(RemoteDestination):
         parse_headers(value)
         return value
 
-    @field_validator("endpoint")
+    @field_validator("endpoint", "metrics_endpoint")
     @classmethod
     def _valid_endpoint(cls, value: str | None) -> str | None:
         return _http_url(value)
@@ -205,6 +211,7 @@ class GrafanaDestination(RemoteDestination):
 
     kind: ClassVar[str] = "grafana"
     default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    accepts_metrics: ClassVar[bool] = True
     required: ClassVar[tuple[str, ...]] = ("endpoint", "instance_id", "api_token")
 
     endpoint: str | None = None  # https://otlp-gateway-<zone>.grafana.net[/otlp]; /otlp/v1/traces is appended
@@ -247,6 +254,7 @@ class SigNozDestination(RemoteDestination):
 
     kind: ClassVar[str] = "signoz"
     default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    accepts_metrics: ClassVar[bool] = True
 
     ingestion_key: SecretStr | None = None  # not needed by a self-hosted collector
     endpoint: str = "https://ingest.us.signoz.cloud:443/v1/traces"  # the full traces URL
@@ -329,6 +337,8 @@ class LocalDestination(DestinationSettings):
 
     kind: ClassVar[str] = "local"
     path: str = "./or_traces.db"
+    busy_timeout_ms: int = Field(5000, ge=0)  # how long one write waits for another process's lock
+    write_retry_s: float = Field(60.0, ge=0)  # how long a batch is retried before it counts as failed
 
 
 PRESETS: dict[str, type[DestinationSettings]] = {
@@ -368,6 +378,32 @@ def preset_for_name(name: str) -> type[DestinationSettings]:
         f"{ENV_PREFIX}DESTINATIONS: unknown destination {name!r}; accepted: {accepted} "
         f"(or <kind>_<label> for a second one of a kind, e.g. otlp_backup)"
     )
+
+
+class SecuritySettings(_ReportingSettings):
+    """Thresholds of the security signals (``OR_MIDDLEWARE_SECURITY__<FIELD>``), computed on the exporter side."""
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}SECURITY__", extra="ignore", validate_default=True)
+
+    enabled: bool = True
+    injection: bool = True  # known prompt-injection phrasings in the caller's new turn
+    # a prompt longer than FACTOR x the median of the route's last WINDOW prompts (and >= MIN_CHARS)
+    prompt_length_factor: float = Field(4.0, gt=1)
+    prompt_length_min_chars: int = Field(2000, ge=0)
+    prompt_length_window: int = Field(200, ge=1)
+    prompt_length_min_samples: int = Field(20, ge=1)
+    # more than BURST_REQUESTS calls from one user within BURST_WINDOW_S seconds
+    burst_requests: int = Field(30, ge=1)
+    burst_window_s: float = Field(10.0, gt=0)
+    # more than MODEL_SWITCH_MODELS distinct requested models from one user within the window
+    model_switch_models: int = Field(4, ge=1)
+    model_switch_window_s: float = Field(600.0, gt=0)
+    # a call costing more than FACTOR x the median of the user's last WINDOW calls (and >= MIN_USD)
+    cost_spike_factor: float = Field(10.0, gt=1)
+    cost_spike_min_usd: float = Field(0.05, ge=0)
+    cost_spike_window: int = Field(100, ge=1)
+    cost_spike_min_samples: int = Field(10, ge=1)
+    max_tracked: int = Field(10_000, ge=1)  # users and routes kept in memory; the least recent go first
 
 
 class LLMHost(BaseModel):
@@ -422,6 +458,9 @@ class Settings(_ReportingSettings):
     # The app has its own SDK TracerProvider: also hand it our spans (content stripped), so its
     # backend holds one trace without holes.
     export_to_app_provider: bool = True
+    # e.g. 60/min: a user over it is answered 429 + Retry-After before the app runs (off when unset)
+    user_rate_limit: Annotated[RateLimit | None, NoDecode] = None
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
 
     _destination_settings: list[DestinationSettings] = PrivateAttr(default_factory=list)
 
@@ -439,6 +478,13 @@ class Settings(_ReportingSettings):
     @classmethod
     def _compile_pii_patterns(cls, value: Any) -> Any:
         return parse_pii_patterns(value)
+
+    @field_validator("user_rate_limit", mode="before")
+    @classmethod
+    def _parse_rate_limit(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return RateLimit.parse(value) if value.strip() else None
+        return value
 
     @field_validator("user_header", "session_header")
     @classmethod

@@ -16,10 +16,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 
+from or_middleware.analysis import GenerationAnalysis
 from or_middleware.capture.detection import EndpointDetector
 from or_middleware.config import Settings
 from or_middleware.export.destinations import build_pipeline
 from or_middleware.export.pipeline import DestinationPipeline
+from or_middleware.metrics import build_metrics
+from or_middleware.security import SecurityMonitor
 from or_middleware.spans import GENAI_SCOPE
 from or_middleware.version import __version__
 
@@ -72,17 +75,31 @@ class TracingRuntime:
         self.pipelines: list[DestinationPipeline] = [
             build_pipeline(dest, settings) for dest in settings.destination_settings()
         ]
-        for pipeline in self.pipelines:
-            self.tracer_provider.add_span_processor(pipeline)
+        # Metrics on a MeterProvider of our own (never the global one); None when no destination takes them.
+        self.metrics = build_metrics(settings, resource)
+        security = settings.security
+        # The provider's one processor: GenAI spans are analysed once (metrics, security signals)
+        # on a background thread, then every span goes on to each destination pipeline.
+        self.analysis = GenerationAnalysis(
+            self.pipelines,
+            metrics=self.metrics.instruments if self.metrics else None,
+            security=SecurityMonitor(security, self.capture_content) if security.enabled else None,
+        )
+        self.tracer_provider.add_span_processor(self.analysis)
         self.tracer: Tracer = self.tracer_provider.get_tracer(GENAI_SCOPE, __version__)
         _register(self)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return all(p.force_flush(timeout_millis) for p in self.pipelines)
+        flushed = self.analysis.force_flush(timeout_millis)  # and, after it, every pipeline
+        if self.metrics is not None:
+            flushed = self.metrics.force_flush(timeout_millis) and flushed
+        return flushed
 
     def shutdown(self) -> None:
         _unregister(self)
         self.tracer_provider.shutdown()
+        if self.metrics is not None:
+            self.metrics.shutdown()
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {p.name: p.stats.as_dict() for p in self.pipelines}

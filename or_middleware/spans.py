@@ -39,6 +39,9 @@ NATIVE_FINISH_REASONS = "or_middleware.response.native_finish_reasons"
 IS_BYOK = "or_middleware.usage.is_byok"
 LINKAGE = "or_middleware.linkage"  # linked | kept | skipped_large_body | skipped_not_json | off
 ERROR_MESSAGE = "or_middleware.error.message"  # content class: an error body may echo the prompt
+# not content: finds identical prompts without storing them (set by the analysis thread, analysis.py)
+PROMPT_SHA256 = "or_middleware.prompt.sha256"
+SECURITY_EXCERPT = "or_middleware.security.excerpt"  # content class: prompt text a security signal matched
 
 # Attributes that may carry prompt, completion, tool or system text. The privacy filter
 # removes exactly these; anything that can carry content must be listed here.
@@ -51,6 +54,7 @@ CONTENT_ATTRIBUTES: frozenset[str] = frozenset(
         gen_ai.GEN_AI_PROMPT,
         gen_ai.GEN_AI_COMPLETION,
         ERROR_MESSAGE,
+        SECURITY_EXCERPT,
     }
 )
 

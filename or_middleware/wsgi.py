@@ -17,6 +17,7 @@ from or_middleware.capture import hook
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
+from or_middleware.ratelimit import UserRateLimiter, wsgi_429
 from or_middleware.runtime import TracingRuntime
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class LLMTracingWSGIMiddleware:
         self.runtime = TracingRuntime(self.settings)
         coexistence.attach(self.runtime)  # the app's own OpenTelemetry provider, if any, gets our spans too
         self._header_names = wsgi_header_names(self.runtime)
+        limit = self.settings.user_rate_limit
+        self._rate_limiter = UserRateLimiter(limit) if limit is not None else None  # off unless configured
         self._traced = OpenTelemetryMiddleware(
             self._with_identity,
             tracer_provider=self.runtime.tracer_provider,
@@ -76,6 +79,15 @@ class LLMTracingWSGIMiddleware:
         except Exception:
             log_once("request identity")
         try:
+            limiter = self._rate_limiter
+            identity = context.current_identity()
+            if limiter is not None and identity is not None:
+                wait = limiter.retry_after(identity.user)
+                if wait is not None:  # answered here: the app, and its LLM call, never run
+                    response = wsgi_429(start_response, limiter.limit, wait)
+                    if token is not None:
+                        context.leave(token)
+                    return response
             body = self.app(environ, start_response)
         except BaseException:
             if token is not None:

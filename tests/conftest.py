@@ -66,6 +66,7 @@ def content_receiver() -> Iterator[OTLPReceiver]:
 
 def otlp(receiver: OTLPReceiver, name: str = "otlp", **options: Any) -> OtlpDestination:
     options.setdefault("timeout", 3)
+    options.setdefault("metrics", False)  # OTLPReceiver takes traces only; metrics tests use OTLPMetricsReceiver
     return OtlpDestination(name=name, endpoint=receiver.traces_url, schedule_delay_ms=50, **options)
 
 

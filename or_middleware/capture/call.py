@@ -26,6 +26,7 @@ from or_middleware.genai.formats import WireFormat
 from or_middleware.genai.record import GenerationRecord
 from or_middleware.genai.registry import format_for
 from or_middleware.genai.response import ResponseObserver
+from or_middleware.prompts import PromptFields, prompt_fields
 from or_middleware.runtime import TracingRuntime, default_runtime
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class LLMCall:
         self.observer: ResponseObserver | None = None
         self.generation_id: str | None = None
         self.linkage: str | None = None
+        self.prompt: PromptFields | None = None  # in memory only, for the exporter-side analysis
         self._end_lock = threading.Lock()
         self._ended = False
         self._token: object | None = None
@@ -113,6 +115,7 @@ class LLMCall:
                     body_skipped = body_skipped or "skipped_not_json"
             if isinstance(parsed, dict):
                 self.target.fmt.read_request(parsed, record)
+                self.prompt = prompt_fields(parsed)  # references only: hashed and scanned off the request path
         except Exception:
             log_once("request parsing")
         identity = current_identity()
@@ -256,7 +259,7 @@ class LLMCall:
             log_once("span attributes")
         finally:
             try:
-                span.end()
+                self.runtime.analysis.end_span(span, self.prompt)  # ends it; the prompt stays in memory
             except Exception:  # runs inside the app's stream iteration: never raise into it
                 log_once("span end")
 

@@ -185,7 +185,7 @@ def console_exporter(dest: ConsoleDestination) -> SpanExporter:
 def local_exporter(dest: LocalDestination) -> SpanExporter:
     from or_middleware.export.store import LocalStoreExporter
 
-    return LocalStoreExporter(dest.path)
+    return LocalStoreExporter(dest.path, busy_timeout_ms=dest.busy_timeout_ms, write_retry_s=dest.write_retry_s)
 
 
 ExporterFactory = Callable[[DestinationSettings], SpanExporter]

@@ -34,7 +34,6 @@ class GenerationRecord:
     trace_name: str | None = None
     trace_metadata: dict[str, str] = field(default_factory=dict)
     output_type: str | None = None  # semconv gen_ai.output.type (json | text), from response_format
-    prompt_sha256: str | None = None  # hash of the prompt fields (or_middleware.prompts), not content
 
     # response
     status_code: int | None = None

@@ -1,0 +1,258 @@
+"""GenerationAnalysis: each finished GenAI span is read once, on one background thread, before any destination.
+
+The runtime's TracerProvider has this one span processor. On the request path ``on_end``
+only queues a GenAI span (with a reference to its request's prompt fields, which are never
+exported); other spans go straight to the destination pipelines. The analysis thread then
+adds the prompt's hash (``or_middleware.prompt.sha256``: serialising a large prompt costs more
+than parsing it, so it is not done on the request path), records the GenAI metrics, runs the
+security detectors (each flag becomes a span event) and hands the span to every destination,
+whose own threads apply privacy, dialects and export.
+Doing this once, ahead of the destinations, means a span is counted once whatever the
+number of destinations, and every destination (including the local store) sees the same
+events; content in an event (a matched excerpt) is a content attribute, which privacy-mode
+destinations drop like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from or_middleware.prompts import PromptFields, prompt_sha256
+from or_middleware.security import SecurityMonitor, signal_event
+from or_middleware.spans import GENAI_SCOPE, PROMPT_SHA256
+
+if TYPE_CHECKING:
+    from opentelemetry import trace
+
+    from or_middleware.metrics import GenAIMetrics
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+_WARN_INTERVAL_S = 30.0
+
+
+class _Flush:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+def _is_genai(span: ReadableSpan) -> bool:
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name == GENAI_SCOPE
+
+
+def enriched(span: ReadableSpan, attributes: dict[str, object], events: Sequence[object]) -> ReadableSpan:
+    """The same span with more attributes and events."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes={**(span.attributes or {}), **attributes},
+        events=[*span.events, *events],  # type: ignore[list-item]
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class GenerationAnalysis(SpanProcessor):
+    def __init__(
+        self,
+        destinations: Sequence[SpanProcessor],
+        *,
+        metrics: GenAIMetrics | None = None,
+        security: SecurityMonitor | None = None,
+        max_queue_size: int = 8192,
+    ) -> None:
+        self.destinations = list(destinations)
+        self.metrics = metrics
+        self.security = security
+        self.unanalysed = 0  # spans passed on without analysis because the queue was full
+        self._max_queue_size = max_queue_size
+        self._queue: queue.Queue[object] = queue.Queue(max_queue_size)
+        self._prompts: dict[int, PromptFields] = {}
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._start_lock = threading.Lock()
+        # Held while the analysis thread handles a span (metrics and pipelines take locks of their
+        # own): a fork waits for it, so no child inherits a lock that thread held mid-span.
+        self._fork_guard = threading.Lock()
+        _live.add(self)
+        self._closed = False
+        self._last_warning = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.metrics is not None or self.security is not None
+
+    # -- request path ---------------------------------------------------------------------
+
+    def end_span(self, span: trace.Span, prompt: PromptFields | None) -> None:
+        """End a GenAI span, handing ``on_end`` the prompt it was made from (in memory only)."""
+        if prompt is None:
+            span.end()
+            return
+        key = span.get_span_context().span_id
+        self._prompts[key] = prompt
+        try:
+            span.end()
+        finally:
+            self._prompts.pop(key, None)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for destination in self.destinations:
+            destination.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._closed or not _is_genai(span):
+            self._forward(span)
+            return
+        prompt = self._prompts.get(span.context.span_id)
+        if prompt is None and not self.active:
+            self._forward(span)  # nothing to add
+            return
+        try:
+            if self._thread is None or self._pid != os.getpid():
+                self._start()
+            self._queue.put_nowait((span, prompt))
+        except queue.Full:
+            self.unanalysed += 1
+            self._warn_full()
+            self._forward(span)  # the destinations still get it, without metrics or signals
+        except Exception:
+            logger.exception("or_middleware: could not queue a span for analysis")
+            self._forward(span)
+
+    def _forward(self, span: ReadableSpan) -> None:
+        for destination in self.destinations:
+            destination.on_end(span)
+
+    def _warn_full(self) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > _WARN_INTERVAL_S:
+            self._last_warning = now
+            logger.warning(
+                "or_middleware: analysis queue is full (%d); spans go to destinations without metrics "
+                "or security signals (%d so far)", self._max_queue_size, self.unanalysed,
+            )
+
+    def _reinit_in_child(self) -> None:
+        self._fork_guard = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._queue = queue.Queue(self._max_queue_size)
+        self._thread = None
+        self._pid = os.getpid()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid != os.getpid():  # forked child: the parent's thread and queue are not ours
+                self._queue = queue.Queue(self._max_queue_size)
+                self._thread = None
+                self._pid = os.getpid()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="or_middleware-analysis", daemon=True)
+                self._thread.start()
+
+    # -- analysis thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _Flush):
+                item.done.set()
+            elif item is _STOP:
+                return
+            else:
+                span, prompt = item  # type: ignore[misc]
+                with self._fork_guard:
+                    self._forward(self._analyse(span, prompt))
+
+    def _analyse(self, span: ReadableSpan, prompt: PromptFields | None) -> ReadableSpan:
+        try:
+            attributes = {PROMPT_SHA256: prompt_sha256(prompt)} if prompt is not None else {}
+            signals = self.security.inspect(span, prompt) if self.security is not None else []
+            if self.metrics is not None:
+                self.metrics.record(span, [s.kind for s in signals])
+            if attributes or signals:
+                at = span.end_time or span.start_time or time.time_ns()
+                return enriched(span, attributes, [signal_event(s, at) for s in signals])
+        except Exception:
+            logger.exception("or_middleware: analysis of a GenAI span failed (the span is exported as is)")
+        return span
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _drain(self, timeout_millis: int) -> bool:
+        if self._thread is None or self._pid != os.getpid():
+            return True
+        marker = _Flush()
+        try:
+            self._queue.put(marker, timeout=timeout_millis / 1000)
+        except queue.Full:
+            return False
+        return marker.done.wait(timeout_millis / 1000)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        drained = self._drain(timeout_millis)
+        return all([d.force_flush(timeout_millis) for d in self.destinations]) and drained
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._drain(10_000)
+        self._closed = True
+        if self._thread is not None and self._pid == os.getpid():
+            try:
+                self._queue.put(_STOP, timeout=1)
+                self._thread.join(timeout=5)
+            except queue.Full:
+                pass
+        for destination in self.destinations:
+            try:
+                destination.shutdown()
+            except Exception:
+                logger.exception("or_middleware: a destination failed to shut down")
+
+
+# -- fork safety (gunicorn --preload forks a master that may already be exporting) ------------------
+
+_live: weakref.WeakSet[GenerationAnalysis] = weakref.WeakSet()
+_held: list[GenerationAnalysis] = []
+
+
+def _before_fork() -> None:
+    _held[:] = list(_live)
+    for analysis in _held:
+        analysis._fork_guard.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for analysis in _held:
+        analysis._fork_guard.release()
+    _held.clear()
+
+
+def _after_fork_in_child() -> None:
+    for analysis in {*_held, *_live}:
+        analysis._reinit_in_child()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
