@@ -1,19 +1,19 @@
 """DestinationPipeline: one destination's bounded queue and exporter thread.
 
-The request path only calls :meth:`DestinationPipeline.on_end`, which is a scope check
-and a non-blocking ``put``. Selection, privacy, redaction, dialects, encoding, the network,
-retries and the spool all happen on the pipeline's own thread; a full queue drops (and
-counts) instead of blocking.
+The request path only calls :meth:`DestinationPipeline.on_end`: a scope check and a
+``deque.append`` (no lock, no thread wake-up: the exporter thread wakes on its schedule, or
+early when a full batch is waiting, as the SDK's batch processor does). Selection, privacy,
+redaction, dialects, encoding, the network, retries and the spool all happen on the
+pipeline's own thread; a full queue drops (and counts) instead of blocking.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
-import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -31,7 +31,7 @@ SpanPredicate = Callable[[ReadableSpan], bool]
 
 
 class _Flush:
-    """A marker in the queue: everything before it has been handled when ``done`` is set."""
+    """A request: everything queued before it has been handled when ``done`` is set."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
@@ -76,7 +76,9 @@ class DestinationPipeline(SpanProcessor):
         self._schedule_delay_s = schedule_delay_s
         self._max_batch_size = max_batch_size
         self._start_lock = threading.Lock()
-        self._queue: queue.Queue[object] = queue.Queue(max_queue_size)
+        self._spans: deque[ReadableSpan] = deque()
+        self._requests: deque[object] = deque()  # flush markers and the stop marker
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._closed = False
@@ -91,10 +93,14 @@ class DestinationPipeline(SpanProcessor):
                 return
             if self._thread is None or self._pid != os.getpid():
                 self.start()
-            self._queue.put_nowait(span)
+            spans = self._spans
+            if len(spans) >= self._max_queue_size:
+                self.drops(1, f"queue is full ({self._max_queue_size})")
+                return
+            spans.append(span)
             self.stats.add(queued=1)
-        except queue.Full:
-            self.drops(1, f"queue is full ({self._max_queue_size})")
+            if len(spans) >= self._max_batch_size:
+                self._wake.set()  # a full batch is waiting: export it now
         except Exception:  # never let a destination break the app
             if self.name not in _queue_failures_logged:  # once per destination: this runs for every span
                 _queue_failures_logged.add(self.name)
@@ -104,7 +110,9 @@ class DestinationPipeline(SpanProcessor):
         """In a forked child: the parent's exporter thread does not exist here, and any lock it
         held at the fork (queue, stats, sink) would stay held forever; start from fresh ones."""
         self._start_lock = threading.Lock()
-        self._queue = queue.Queue(self._max_queue_size)
+        self._spans = deque()
+        self._requests = deque()
+        self._wake = threading.Event()
         self._thread = None
         self._pid = os.getpid()
         self.stats.reset_lock()
@@ -115,7 +123,9 @@ class DestinationPipeline(SpanProcessor):
         left by an earlier run is waiting to be re-sent)."""
         with self._start_lock:
             if self._pid != os.getpid():  # forked child: the parent's thread and queue are not ours
-                self._queue = queue.Queue(self._max_queue_size)
+                self._spans = deque()
+                self._requests = deque()
+                self._wake = threading.Event()
                 self._thread = None
                 self._pid = os.getpid()
             if self._thread is None:
@@ -135,37 +145,40 @@ class DestinationPipeline(SpanProcessor):
 
     def _loop(self) -> None:
         while True:
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            requests = self._take_requests()  # taken first: every span queued before them goes now
             try:
-                item = self._queue.get(timeout=self.sink.due_in())
-            except queue.Empty:
+                self._drain()
                 self._tick()
-                continue
-            batch: list[ReadableSpan] = []
-            markers: list[object] = []
-            deadline = time.monotonic() + self._schedule_delay_s
-            while True:
-                if isinstance(item, ReadableSpan):
-                    batch.append(item)
-                else:
-                    markers.append(item)
-                    break  # flush or stop: export now
-                if len(batch) >= self._max_batch_size:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-            if batch:
-                self._export(batch)
-            self._tick()
-            for marker in markers:
-                if isinstance(marker, _Flush):
-                    marker.done.set()
-                elif marker is _STOP:
+            except Exception:  # the thread must outlive any bug of ours, or the destination goes silent
+                logger.exception("or_middleware: destination %s pipeline error", self.name)
+            for request in requests:
+                if isinstance(request, _Flush):
+                    request.done.set()
+                elif request is _STOP:
                     return
+
+    def _next_wait(self) -> float:
+        """The schedule delay (as the SDK's batch processor: at most one wake-up per delay when
+        idle), or sooner when the spool has a re-send due."""
+        try:
+            due = self.sink.due_in()
+        except Exception:
+            due = None
+        return self._schedule_delay_s if due is None else max(0.0, min(self._schedule_delay_s, due))
+
+    def _take_requests(self) -> list[object]:
+        taken = []
+        while self._requests:
+            taken.append(self._requests.popleft())
+        return taken
+
+    def _drain(self) -> None:
+        spans = self._spans
+        while spans:
+            batch = [spans.popleft() for _ in range(min(len(spans), self._max_batch_size))]
+            self._export(batch)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
         try:
@@ -190,10 +203,8 @@ class DestinationPipeline(SpanProcessor):
         if self._thread is None or self._pid != os.getpid():
             return True
         marker = _Flush()
-        try:
-            self._queue.put(marker, timeout=timeout_millis / 1000)
-        except queue.Full:
-            return False
+        self._requests.append(marker)
+        self._wake.set()
         return marker.done.wait(timeout_millis / 1000)
 
     def shutdown(self) -> None:
@@ -202,11 +213,9 @@ class DestinationPipeline(SpanProcessor):
         self.force_flush(10_000)
         self._closed = True
         if self._thread is not None and self._pid == os.getpid():
-            try:
-                self._queue.put(_STOP, timeout=1)
-                self._thread.join(timeout=5)
-            except queue.Full:
-                pass
+            self._requests.append(_STOP)
+            self._wake.set()
+            self._thread.join(timeout=5)
         try:
             self.sink.close()
         except Exception:
