@@ -111,6 +111,7 @@ def record_attributes(record: GenerationRecord, max_content_bytes: int) -> dict[
     for suffix, value in record.request_params.items():
         if value is not None:
             a[_PARAM_PREFIX + suffix] = value
+    _put(a, gen_ai.GEN_AI_OUTPUT_TYPE, record.output_type)
     _put(a, gen_ai.GEN_AI_RESPONSE_ID, record.response_id)
     _put(a, gen_ai.GEN_AI_RESPONSE_MODEL, record.response_model)
     if record.finish_reasons:

@@ -127,6 +127,8 @@ class LLMCall:
         record.trace_name = record.trace_name or settings.trace_name
         name = contract.span_name(record.operation, record.request_model)
         foreign = foreign_genai_span() if settings.deduplicate == "auto" else None
+        # Timings (time to first chunk, tokens/s) count from the span's start, not from parsing.
+        record.started_at = time.perf_counter()
         if foreign is None:
             self.span = self.runtime.tracer.start_span(
                 name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
@@ -194,6 +196,7 @@ class LLMCall:
                 content_type=headers.get("content-type"),
                 content_encoding=headers.get("content-encoding"),
                 max_json_bytes=self.runtime.settings.max_response_parse_bytes,
+                max_content_chars=self.runtime.settings.max_content_bytes,
             )
         except Exception:
             log_once("response setup")
@@ -219,11 +222,22 @@ class LLMCall:
     def on_error(self, exc: BaseException) -> None:
         """The transport or the response stream raised: the app sees the same exception."""
         self.record.set_error(type(exc).__name__)
+        self._abandon()
         self.end("error")
 
     def on_close(self) -> None:
-        """The consumer closed the response before its end (break, early exit, cancel)."""
+        """The consumer closed the response before its end (break, early exit, cancel).
+        Not an error of the call: what was learned so far (tokens, partial output) is kept."""
+        self._abandon()
         self.end("abandoned")
+
+    def _abandon(self) -> None:
+        observer = self.observer
+        if observer is not None and not self._ended:
+            try:
+                observer.abandon(time.perf_counter())
+            except Exception:
+                log_once("response abandon")
 
     # -- end ----------------------------------------------------------------------------------
 
