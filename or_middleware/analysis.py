@@ -1,8 +1,10 @@
 """GenerationAnalysis: each finished GenAI span is read once, on one background thread, before any destination.
 
 The runtime's TracerProvider has this one span processor. On the request path ``on_end``
-only queues a GenAI span (with a reference to its request's prompt fields, which are never
-exported); other spans go straight to the destination pipelines. The analysis thread then
+only queues the span (a GenAI span with a reference to its request's prompt fields, which are
+never exported). Every span takes the same queue, so each destination still gets spans in the
+order they ended: a GenAI span before its request's server span, which per-trace decisions
+(filter rules, sampling) rely on. For a GenAI span the analysis thread then
 adds the prompt's hash (``or_middleware.prompt.sha256``: serialising a large prompt costs more
 than parsing it, so it is not done on the request path), records the GenAI metrics, runs the
 security detectors (each flag becomes a span event) and hands the span to every destination,
@@ -95,10 +97,7 @@ class GenerationAnalysis(SpanProcessor):
         _live.add(self)
         self._closed = False
         self._last_warning = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.metrics is not None or self.security is not None
+        self._logged: set[tuple[str, str]] = set()
 
     # -- request path ---------------------------------------------------------------------
 
@@ -116,16 +115,16 @@ class GenerationAnalysis(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for destination in self.destinations:
-            destination.on_start(span, parent_context)
+            try:
+                destination.on_start(span, parent_context)
+            except Exception:
+                self._failed(destination, "on_start")
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self._closed or not _is_genai(span):
+        if self._closed:
             self._forward(span)
             return
         prompt = self._prompts.get(span.context.span_id)
-        if prompt is None and not self.active:
-            self._forward(span)  # nothing to add
-            return
         try:
             if self._thread is None or self._pid != os.getpid():
                 self._start()
@@ -133,14 +132,23 @@ class GenerationAnalysis(SpanProcessor):
         except queue.Full:
             self.unanalysed += 1
             self._warn_full()
-            self._forward(span)  # the destinations still get it, without metrics or signals
+            self._forward(span)  # the destinations still get it, without hash, metrics or signals
         except Exception:
             logger.exception("or_middleware: could not queue a span for analysis")
             self._forward(span)
 
     def _forward(self, span: ReadableSpan) -> None:
-        for destination in self.destinations:
-            destination.on_end(span)
+        for destination in self.destinations:  # one failing destination must not starve the others
+            try:
+                destination.on_end(span)
+            except Exception:
+                self._failed(destination, "on_end")
+
+    def _failed(self, destination: SpanProcessor, where: str) -> None:
+        key = (type(destination).__name__, where)  # the same words as the runtime's ContainedProcessors
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.exception("or_middleware: internal error in %s.%s (the app is unaffected; logged once)", *key)
 
     def _warn_full(self) -> None:
         now = time.monotonic()
@@ -180,7 +188,7 @@ class GenerationAnalysis(SpanProcessor):
             else:
                 span, prompt = item  # type: ignore[misc]
                 with self._fork_guard:
-                    self._forward(self._analyse(span, prompt))
+                    self._forward(self._analyse(span, prompt) if _is_genai(span) else span)
 
     def _analyse(self, span: ReadableSpan, prompt: PromptFields | None) -> ReadableSpan:
         try:
