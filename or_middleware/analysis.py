@@ -1,8 +1,9 @@
 """GenerationAnalysis: each finished GenAI span is read once, on one background thread, before any destination.
 
 The runtime's TracerProvider has this one span processor. On the request path ``on_end``
-only queues the span (a GenAI span with a reference to its request's prompt fields, which are
-never exported). Every span takes the same queue, so each destination still gets spans in the
+only appends the span to a deque (a GenAI span with a reference to its request's prompt fields,
+which are never exported); the thread is woken only when the deque was empty, so a busy app
+pays no lock and no wake-up per span. Every span takes the same queue, so each destination still gets spans in the
 order they ended: a GenAI span before its request's server span, which per-trace decisions
 (filter rules, sampling) rely on. For a GenAI span the analysis thread then
 adds the prompt's hash (``or_middleware.prompt.sha256``: serialising a large prompt costs more
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -86,7 +87,9 @@ class GenerationAnalysis(SpanProcessor):
         self.security = security
         self.unanalysed = 0  # spans passed on without analysis because the queue was full
         self._max_queue_size = max_queue_size
-        self._queue: queue.Queue[object] = queue.Queue(max_queue_size)
+        self._spans: deque[tuple[ReadableSpan, PromptFields | None]] = deque()
+        self._requests: deque[object] = deque()  # flush markers and the stop marker
+        self._wake = threading.Event()
         self._prompts: dict[int, PromptFields] = {}
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -124,17 +127,21 @@ class GenerationAnalysis(SpanProcessor):
         if self._closed:
             self._forward(span)
             return
-        prompt = self._prompts.get(span.context.span_id)
         try:
             if self._thread is None or self._pid != os.getpid():
                 self._start()
-            self._queue.put_nowait((span, prompt))
-        except queue.Full:
-            self.unanalysed += 1
-            self._warn_full()
-            self._forward(span)  # the destinations still get it, without hash, metrics or signals
+            spans = self._spans
+            if len(spans) >= self._max_queue_size:
+                self.unanalysed += 1
+                self._warn_full()
+                self._forward(span)  # the destinations still get it, without hash, metrics or signals
+                return
+            idle = not spans
+            spans.append((span, self._prompts.get(span.context.span_id)))
+            if idle:  # a busy app appends to a non-empty deque: no lock, no wake-up per span
+                self._wake.set()
         except Exception:
-            logger.exception("or_middleware: could not queue a span for analysis")
+            self._failed(self, "on_end")
             self._forward(span)
 
     def _forward(self, span: ReadableSpan) -> None:
@@ -162,14 +169,18 @@ class GenerationAnalysis(SpanProcessor):
     def _reinit_in_child(self) -> None:
         self._fork_guard = threading.Lock()
         self._start_lock = threading.Lock()
-        self._queue = queue.Queue(self._max_queue_size)
+        self._spans = deque()
+        self._requests = deque()
+        self._wake = threading.Event()
         self._thread = None
         self._pid = os.getpid()
 
     def _start(self) -> None:
         with self._start_lock:
             if self._pid != os.getpid():  # forked child: the parent's thread and queue are not ours
-                self._queue = queue.Queue(self._max_queue_size)
+                self._spans = deque()
+                self._requests = deque()
+                self._wake = threading.Event()
                 self._thread = None
                 self._pid = os.getpid()
             if self._thread is None:
@@ -180,15 +191,19 @@ class GenerationAnalysis(SpanProcessor):
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if isinstance(item, _Flush):
-                item.done.set()
-            elif item is _STOP:
-                return
-            else:
-                span, prompt = item  # type: ignore[misc]
+            self._wake.wait()
+            self._wake.clear()
+            spans = self._spans
+            while spans:  # everything appended so far, in order
+                span, prompt = spans.popleft()
                 with self._fork_guard:
                     self._forward(self._analyse(span, prompt) if _is_genai(span) else span)
+            requests = self._requests
+            while requests:
+                request = requests.popleft()
+                if request is _STOP:
+                    return
+                request.done.set()  # type: ignore[attr-defined]
 
     def _analyse(self, span: ReadableSpan, prompt: PromptFields | None) -> ReadableSpan:
         try:
@@ -206,13 +221,12 @@ class GenerationAnalysis(SpanProcessor):
     # -- lifecycle ------------------------------------------------------------------------
 
     def _drain(self, timeout_millis: int) -> bool:
+        """Wait until every span appended before now has been handed to the destinations."""
         if self._thread is None or self._pid != os.getpid():
             return True
         marker = _Flush()
-        try:
-            self._queue.put(marker, timeout=timeout_millis / 1000)
-        except queue.Full:
-            return False
+        self._requests.append(marker)
+        self._wake.set()
         return marker.done.wait(timeout_millis / 1000)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -225,11 +239,9 @@ class GenerationAnalysis(SpanProcessor):
         self._drain(10_000)
         self._closed = True
         if self._thread is not None and self._pid == os.getpid():
-            try:
-                self._queue.put(_STOP, timeout=1)
-                self._thread.join(timeout=5)
-            except queue.Full:
-                pass
+            self._requests.append(_STOP)
+            self._wake.set()
+            self._thread.join(timeout=5)
         for destination in self.destinations:
             try:
                 destination.shutdown()
