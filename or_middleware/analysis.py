@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 _STOP = object()
 _WARN_INTERVAL_S = 30.0
+_POLL_S = 0.1
 
 
 class _Flush:
@@ -191,7 +192,9 @@ class GenerationAnalysis(SpanProcessor):
 
     def _run(self) -> None:
         while True:
-            self._wake.wait()
+            # The wake-up is only a hint (an append racing the end of a drain gets none), so the
+            # thread also looks on its own every _POLL_S: a span waits here at most that long.
+            self._wake.wait(_POLL_S)
             self._wake.clear()
             spans = self._spans
             while spans:  # everything appended so far, in order

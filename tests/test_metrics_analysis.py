@@ -77,3 +77,26 @@ def test_every_destination_gets_spans_in_the_order_they_ended():
     assert analysis.force_flush(10_000)
     assert [s.name for s in collected.spans] == expected
     provider.shutdown()
+
+
+def test_no_span_is_stranded_by_racing_producers():
+    """Threads appending while the analysis thread drains: every span still goes on, unflushed."""
+    import time
+
+    collected = Collected()
+    analysis = GenerationAnalysis([collected])
+
+    def produce(start: int) -> None:
+        for n in range(start, start + 500):
+            analysis.on_end(genai_span(request_model=f"m-{n}"))
+
+    producers = [threading.Thread(target=produce, args=(k * 500,)) for k in range(8)]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join()
+    deadline = time.monotonic() + 5
+    while len(collected.spans) < 4000 and time.monotonic() < deadline:
+        time.sleep(0.01)  # no force_flush: the thread must find them by itself
+    assert len(collected.spans) == 4000
+    analysis.shutdown()
