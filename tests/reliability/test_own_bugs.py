@@ -62,9 +62,18 @@ def run_calls(url: str, rounds: int = 2) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def bare_answers() -> list[bytes]:
+def fake() -> Any:
+    """One fake upstream for the module (a stage's requests are the ones it received after its start)."""
+    app = create_fake_upstream()
+    with serve_asgi(app) as url:
+        app.state.url = url
+        yield app
+
+
+@pytest.fixture(scope="module")
+def bare_answers(fake: Any) -> list[bytes]:
     """What the app answers without the middleware (the reference for every stage)."""
-    with serve_asgi(create_fake_upstream()) as fake_url, serve_asgi(fastapi_app(f"{fake_url}/api/v1")) as url:
+    with serve_asgi(fastapi_app(f"{fake.state.url}/api/v1")) as url:
         answers = run_calls(url)
     assert all(a.startswith(b"200|") for a in answers)
     return answers
@@ -141,7 +150,7 @@ def fresh_logs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("stage", "target", "replacement", "message"), STAGES, ids=[s[0] for s in STAGES])
-def test_a_bug_in_a_stage_never_reaches_the_app(stage, target, replacement, message, bare_answers, receiver,
+def test_a_bug_in_a_stage_never_reaches_the_app(stage, target, replacement, message, fake, bare_answers, receiver,
                                                 monkeypatch, caplog, fresh_logs):
     replacement = replacement() if replacement is not None else boom
     try:
@@ -150,16 +159,16 @@ def test_a_bug_in_a_stage_never_reaches_the_app(stage, target, replacement, mess
         pytest.skip(f"{target} is not in this version")  # e.g. the analysis stage before it lands
     monkeypatch.undo()
     fresh_logs_again(monkeypatch)
-    fake = create_fake_upstream()
-    with serve_asgi(fake) as fake_url:
-        app = fastapi_app(f"{fake_url}/api/v1")
-        app.add_middleware(LLMTracingMiddleware, settings=make_settings(Bases(fake_url), otlp(receiver)))
-        monkeypatch.setattr(target, replacement)
-        caplog.set_level(logging.WARNING, logger="or_middleware")
-        with serve_asgi(app) as url:
-            answers = run_calls(url)
+    fake_url = fake.state.url
+    before = len(fake.state.received)
+    app = fastapi_app(f"{fake_url}/api/v1")
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(Bases(fake_url), otlp(receiver)))
+    monkeypatch.setattr(target, replacement)
+    caplog.set_level(logging.WARNING, logger="or_middleware")
+    with serve_asgi(app) as url:
+        answers = run_calls(url)
     assert answers == bare_answers  # every call answered exactly as without the middleware
-    for (_, sent), got in zip(CALLS * 2, [r.json for r in fake.state.received], strict=True):
+    for (_, sent), got in zip(CALLS * 2, [r.json for r in fake.state.received[before:]], strict=True):
         assert {k: v for k, v in got.items() if k not in OUR_KEYS} == sent  # the app's own body
         if stage in ("linkage", "detection", "format_lookup"):
             assert not set(OUR_KEYS) & set(got)  # unlinked, but sent as the app wrote it

@@ -121,7 +121,8 @@ def reset(conn: socket.socket) -> None:
 class RawHTTPServer:
     """Threaded loopback server; ``route(script)`` returns a path prefix that runs ``script``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_requests: bool = True) -> None:
+        self.keep_requests = keep_requests  # False for long runs: ``received`` would grow without end
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.1)
         self.port = self._sock.getsockname()[1]
@@ -163,7 +164,7 @@ class RawHTTPServer:
                 continue
             except OSError:
                 return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            thread = threading.Thread(target=self._serve, args=(conn,), name="raw-http-conn", daemon=True)
             with self._lock:
                 self._threads = [t for t in self._threads if t.is_alive()]
                 self._threads.append(thread)
@@ -174,7 +175,8 @@ class RawHTTPServer:
             conn.settimeout(30)
             request = read_request(conn)
             with self._lock:
-                self.received.append(request)
+                if self.keep_requests:
+                    self.received.append(request)
                 script = self._scripts.get(request.path.split("/", 2)[1])
             if script is None:
                 send_response(conn, 404, {"content-type": "text/plain"}, [b"no such script"], chunked=False)
