@@ -10,13 +10,12 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from or_middleware import coexistence, context
-from or_middleware.capture import hook
+from or_middleware import context
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
-from or_middleware.ratelimit import UserRateLimiter, send_asgi_429
-from or_middleware.runtime import TracingRuntime
+from or_middleware.ratelimit import send_asgi_429
+from or_middleware.startup import start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +31,9 @@ class LLMTracingMiddleware:
 
     def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
         self.app = app
-        self.settings = settings if settings is not None else Settings()
-        self.runtime = TracingRuntime(self.settings)
-        coexistence.attach(self.runtime)  # the app's own OpenTelemetry provider, if any, gets our spans too
+        tracing = start_tracing(settings)
+        self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = asgi_header_names(self.runtime)
-        limit = self.settings.user_rate_limit
-        self._rate_limiter = UserRateLimiter(limit) if limit is not None else None  # off unless configured
         # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
         self._traced = OpenTelemetryMiddleware(
             self._with_identity,
@@ -45,7 +41,6 @@ class LLMTracingMiddleware:
             meter_provider=NoOpMeterProvider(),
             exclude_spans=["receive", "send"],
         )
-        hook.install(by_middleware=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -12,13 +12,12 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.metrics import NoOpMeterProvider
 
-from or_middleware import coexistence, context
-from or_middleware.capture import hook
+from or_middleware import context
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
-from or_middleware.ratelimit import UserRateLimiter, wsgi_429
-from or_middleware.runtime import TracingRuntime
+from or_middleware.ratelimit import wsgi_429
+from or_middleware.startup import start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +53,14 @@ class LLMTracingWSGIMiddleware:
 
     def __init__(self, app: WSGIApp, settings: Settings | None = None) -> None:
         self.app = app
-        self.settings = settings if settings is not None else Settings()
-        self.runtime = TracingRuntime(self.settings)
-        coexistence.attach(self.runtime)  # the app's own OpenTelemetry provider, if any, gets our spans too
+        tracing = start_tracing(settings)
+        self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = wsgi_header_names(self.runtime)
-        limit = self.settings.user_rate_limit
-        self._rate_limiter = UserRateLimiter(limit) if limit is not None else None  # off unless configured
         self._traced = OpenTelemetryMiddleware(
             self._with_identity,
             tracer_provider=self.runtime.tracer_provider,
             meter_provider=NoOpMeterProvider(),
         )
-        hook.install(by_middleware=True)
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
         if trace.get_current_span().is_recording():
