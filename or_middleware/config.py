@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from or_middleware.export.filters import FilterRules, parse_filter_rules
-from or_middleware.export.redaction import parse_pii_patterns
+from or_middleware.export.redaction import parse_pii_patterns, scrub_secrets
 from or_middleware.ratelimit import RateLimit
 
 ENV_PREFIX = "OR_MIDDLEWARE_"
@@ -43,13 +43,13 @@ class ConfigError(ValueError):
         for error in exc.errors(include_url=False):
             nested = error.get("ctx", {}).get("error")
             if isinstance(nested, ConfigError):
-                lines.append(str(nested).removeprefix(_HEADLINE))
+                lines.append(scrub_secrets(str(nested).removeprefix(_HEADLINE)))
                 continue
             field = "__".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "?"
             name = f"{env_prefix}{field.upper()}"
             value = error.get("input")
             shown = "" if isinstance(value, dict) else f"={value!r}"
-            lines.append(f"{name}{shown}: {error['msg']}")
+            lines.append(scrub_secrets(f"{name}{shown}: {error['msg']}"))  # start-up logs keep no keys
         return cls(_HEADLINE + "; ".join(lines))
 
 

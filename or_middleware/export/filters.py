@@ -175,7 +175,10 @@ def parse_filter_rules(value: Any) -> FilterRules | None:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"not JSON ({exc.msg} at char {exc.pos})") from None
+            raise ValueError(
+                f"not JSON ({exc.msg} at char {exc.pos}); expected a rule set like "
+                '{"rules": [{"field": "model", "op": "starts_with", "value": "openai/"}]}'
+            ) from None
     try:
         return FilterRules.model_validate(value)
     except ValidationError as exc:

@@ -156,6 +156,6 @@ def parse_pii_patterns(value: Any) -> Any:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"pattern {name!r}: {exc}") from None
+            raise ValueError(f"pattern {name!r}: {exc} (not a valid regex)") from None
         patterns[str(name).upper()] = pattern
     return patterns
