@@ -153,6 +153,10 @@ def stats() -> dict[str, Any]:
     with _lock:
         runtimes = list(_runtimes)
     merged: dict[str, Any] = {}
-    for runtime in runtimes:
-        merged.update(runtime.stats())
+    for runtime in runtimes:  # two middlewares in one process may both have an "otlp"
+        for name, counts in runtime.stats().items():
+            into = merged.setdefault(name, {})
+            for key, value in counts.items():
+                # a shared spool directory is one backlog, not one per runtime
+                into[key] = max(into.get(key, 0), value) if key == "spool_pending" else into.get(key, 0) + value
     return merged

@@ -188,3 +188,25 @@ def test_100_concurrent_wsgi_requests_never_cross(receiver):
             answers = dict(pool.map(lambda i: _call(client, i, routes[i % 2]), range(count)))
         check_isolation(count, receiver, fake.state.received, answers)
     assert json.dumps(or_middleware.stats())  # counters stay readable under load
+
+
+def test_two_middlewares_in_one_process_keep_their_own_spans_and_both_count(receiver, tmp_path):
+    """Two apps in one process (mounted sub-apps, an ASGI and a WSGI entry point): each request's
+    span comes from its own app's runtime, and ``or_middleware.stats()`` counts both, not the last."""
+    fake = create_fake_upstream()
+    with serve_asgi(fake) as fake_url:
+        apps = []
+        for name in ("left", "right"):
+            app = shared_client_app(f"{fake_url}/api/v1")
+            app.add_middleware(LLMTracingMiddleware, settings=make_settings(
+                Bases(fake_url), otlp(receiver, spans="genai", spool_dir=str(tmp_path)), service_name=name))
+            apps.append(app)
+        with serve_asgi(apps[0]) as left, serve_asgi(apps[1]) as right, httpx.Client(timeout=30) as client:
+            for i in range(3):
+                client.post(f"{left}/ask", json=chat_body(f"left {i}"), headers={"x-user-id": "l"}).raise_for_status()
+            client.post(f"{right}/ask", json=chat_body("right"), headers={"x-user-id": "r"}).raise_for_status()
+            assert or_middleware.force_flush(10_000)
+    spans = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=4)
+    assert sorted((s.resource["service.name"], s.attributes["user.id"]) for s in spans) == [
+        ("left", "l"), ("left", "l"), ("left", "l"), ("right", "r")]
+    assert or_middleware.stats()["otlp"]["exported"] == 4

@@ -204,3 +204,19 @@ def test_a_bug_in_pricing_never_reaches_the_app(upstream, receiver, monkeypatch,
     spans = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=3)
     assert all("gen_ai.usage.input_tokens" in s.attributes and "gen_ai.usage.cost" not in s.attributes for s in spans)
     assert len([r for r in caplog.records if "internal error in pricing" in r.getMessage()]) == 1
+
+
+def test_a_bug_in_the_rate_limiter_never_reaches_the_app(fake, receiver, monkeypatch, caplog, fresh_logs):
+    """With USER_RATE_LIMIT set, the limiter runs before the app on every request (ASGI and WSGI)."""
+    monkeypatch.setattr("or_middleware.ratelimit.UserRateLimiter.retry_after", boom)
+    caplog.set_level(logging.WARNING, logger="or_middleware")
+    settings = make_settings(Bases(fake.state.url), otlp(receiver), user_rate_limit="1000/min")
+    asgi_app = fastapi_app(f"{fake.state.url}/api/v1")
+    asgi_app.add_middleware(LLMTracingMiddleware, settings=settings)
+    wsgi_app = flask_app(f"{fake.state.url}/api/v1")
+    wsgi_app.wsgi_app = LLMTracingWSGIMiddleware(wsgi_app.wsgi_app, settings=settings)
+    with serve_asgi(asgi_app) as asgi_url, serve_wsgi(wsgi_app) as wsgi_url:
+        for url in (asgi_url, wsgi_url):
+            for _ in range(2):
+                assert httpx.post(f"{url}/ask", json=chat_body("limited?"), headers=IDENTITY).status_code == 200
+    assert len([r for r in caplog.records if "internal error in rate limit" in r.getMessage()]) == 1
