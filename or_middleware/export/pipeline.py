@@ -39,6 +39,16 @@ class _Flush:
 
 _STOP = object()
 _queue_failures_logged: set[str] = set()
+_failures_logged: set[tuple[str, str]] = set()
+
+
+def _log_once(destination: str, what: str) -> None:
+    """Log the exception being handled, once per destination and place: a bug of ours on the
+    exporter thread repeats with every batch, and its spans are counted (``failed``) anyway."""
+    if (destination, what) not in _failures_logged:
+        _failures_logged.add((destination, what))
+        logger.exception("or_middleware: destination %s %s (logged once; its spans count as failed)",
+                         destination, what)
 _live_pipelines: weakref.WeakSet[DestinationPipeline] = weakref.WeakSet()
 
 
@@ -152,7 +162,7 @@ class DestinationPipeline(SpanProcessor):
                 self._drain()
                 self._tick()
             except Exception:  # the thread must outlive any bug of ours, or the destination goes silent
-                logger.exception("or_middleware: destination %s pipeline error", self.name)
+                _log_once(self.name, "pipeline error")
             for request in requests:
                 if isinstance(request, _Flush):
                     request.done.set()
@@ -189,13 +199,13 @@ class DestinationPipeline(SpanProcessor):
                 self.sink.deliver(selected.spans)
         except Exception:
             self.stats.add(failed=len(batch))
-            logger.exception("or_middleware: destination %s failed to export", self.name)
+            _log_once(self.name, "failed to export")
 
     def _tick(self) -> None:
         try:
             self.sink.tick()
         except Exception:
-            logger.exception("or_middleware: destination %s failed to re-send its spool", self.name)
+            _log_once(self.name, "failed to re-send its spool")
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -51,13 +51,16 @@ def _normalise(data: bytes) -> bytes:
     return re.sub(rb"gen-\d+-fake|chatcmpl-fake\d+", b"ID", data)
 
 
-def run_calls(url: str, rounds: int = 2) -> list[bytes]:
+def run_calls(url: str, rounds: int = 2, *, flush: bool = False) -> list[bytes]:
+    """Every call twice; ``flush``: each call's spans are exported before the next (one batch each)."""
     out = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for _ in range(rounds):
             for route, body in CALLS:
                 with client.stream("POST", route, json=body, headers=IDENTITY) as response:
                     out.append(_normalise(f"{response.status_code}|".encode() + b"".join(response.iter_raw())))
+                if flush:
+                    or_middleware.force_flush(5000)
     return out
 
 
@@ -126,6 +129,13 @@ STAGES: list[tuple[str, str, Any, str]] = [
     ("destination_processor_start", "or_middleware.export.pipeline.DestinationPipeline.on_start", None,
      r"internal error in (DestinationPipeline|GenerationAnalysis)\.on_start"),
     ("destination_queue", "or_middleware.export.pipeline.PipelineStats.add", None, "could not queue a span"),
+    # the exporter thread, batch after batch: selection and privacy, the encoder, the transport
+    ("destination_preparation", "or_middleware.export.preparation.SpanPreparation.prepare", None,
+     "destination otlp failed to export"),
+    ("destination_encoder", "or_middleware.export.encoders.OtlpProtobuf.encode", None,
+     "destination otlp failed to export"),
+    ("destination_transport", "or_middleware.export.transports.HttpTransport.send", None,
+     "destination otlp failed to export"),
     # the analysis stage (metrics, security signals), where it exists
     ("analysis_end_span", "or_middleware.analysis.GenerationAnalysis.end_span", None, "internal error in span end"),
     ("analysis_processor", "or_middleware.analysis.GenerationAnalysis.on_end", None,
@@ -142,6 +152,8 @@ def fresh_logs_again(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(response_module, "_logged_parse_error", False)
     monkeypatch.setattr(ContainedProcessors, "_logged", set())
     monkeypatch.setattr(pipeline, "_queue_failures_logged", set())
+    if hasattr(pipeline, "_failures_logged"):
+        monkeypatch.setattr(pipeline, "_failures_logged", set())
 
 
 @pytest.fixture
@@ -166,7 +178,7 @@ def test_a_bug_in_a_stage_never_reaches_the_app(stage, target, replacement, mess
     monkeypatch.setattr(target, replacement)
     caplog.set_level(logging.WARNING, logger="or_middleware")
     with serve_asgi(app) as url:
-        answers = run_calls(url)
+        answers = run_calls(url, flush=stage.startswith("destination_"))
     assert answers == bare_answers  # every call answered exactly as without the middleware
     for (_, sent), got in zip(CALLS * 2, [r.json for r in fake.state.received[before:]], strict=True):
         assert {k: v for k, v in got.items() if k not in OUR_KEYS} == sent  # the app's own body
