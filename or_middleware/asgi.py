@@ -31,7 +31,7 @@ class LLMTracingMiddleware:
 
     def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
         self.app = app
-        tracing = start_tracing(settings)
+        self._tracing = tracing = start_tracing(settings)
         self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = asgi_header_names(self.runtime)
         # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
@@ -61,17 +61,10 @@ class LLMTracingMiddleware:
         except Exception:
             log_once("request identity")
         try:
-            limiter = self._rate_limiter
-            identity = context.current_identity()
-            if limiter is not None and identity is not None:
-                try:
-                    wait = limiter.retry_after(identity.user)
-                except Exception:  # a bug of ours neither refuses nor fails the request
-                    log_once("rate limit")
-                    wait = None
-                if wait is not None:  # answered here: the app, and its LLM call, never run
-                    await send_asgi_429(send, limiter.limit, wait)
-                    return
+            wait = self._tracing.rate_limit_wait()
+            if wait is not None and self._rate_limiter is not None:  # answered here: the app never runs
+                await send_asgi_429(send, self._rate_limiter.limit, wait)
+                return
             await self.app(scope, receive, send)
         finally:
             if token is not None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
-from or_middleware import coexistence
+from or_middleware import coexistence, context
 from or_middleware.capture import hook
+from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.ratelimit import UserRateLimiter
 from or_middleware.runtime import TracingRuntime
@@ -17,6 +19,19 @@ class Tracing:
     runtime: TracingRuntime
     rate_limiter: UserRateLimiter | None  # off unless OR_MIDDLEWARE_USER_RATE_LIMIT is set
 
+    def rate_limit_wait(self) -> float | None:
+        """Seconds the current request's user must wait (answer 429), or None to let it through.
+        A bug of ours neither refuses nor fails the request."""
+        limiter = self.rate_limiter
+        identity = context.current_identity()
+        if limiter is None or identity is None:
+            return None
+        try:
+            return limiter.retry_after(identity.user)
+        except Exception:
+            log_once("rate limit")
+            return None
+
 
 def start_tracing(settings: Settings | None) -> Tracing:
     """Read the settings (env when None; a bad value raises ConfigError here, at start-up), build
@@ -26,4 +41,15 @@ def start_tracing(settings: Settings | None) -> Tracing:
     coexistence.attach(runtime)
     limit = settings.user_rate_limit
     hook.install(by_middleware=True)
+    # The price table takes ~0.1 s to load: do it now, off the request path, not on the first call.
+    threading.Thread(target=warm_price_table, name="or_middleware-prices", daemon=True).start()
     return Tracing(settings, runtime, UserRateLimiter(limit) if limit is not None else None)
+
+
+def warm_price_table() -> None:
+    try:
+        from or_middleware.genai.cost import _snapshot
+
+        _snapshot()
+    except Exception:
+        log_once("price table load")

@@ -53,7 +53,7 @@ class LLMTracingWSGIMiddleware:
 
     def __init__(self, app: WSGIApp, settings: Settings | None = None) -> None:
         self.app = app
-        tracing = start_tracing(settings)
+        self._tracing = tracing = start_tracing(settings)
         self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = wsgi_header_names(self.runtime)
         self._traced = OpenTelemetryMiddleware(
@@ -74,19 +74,12 @@ class LLMTracingWSGIMiddleware:
         except Exception:
             log_once("request identity")
         try:
-            limiter = self._rate_limiter
-            identity = context.current_identity()
-            if limiter is not None and identity is not None:
-                try:
-                    wait = limiter.retry_after(identity.user)
-                except Exception:  # a bug of ours neither refuses nor fails the request
-                    log_once("rate limit")
-                    wait = None
-                if wait is not None:  # answered here: the app, and its LLM call, never run
-                    response = wsgi_429(start_response, limiter.limit, wait)
-                    if token is not None:
-                        context.leave(token)
-                    return response
+            wait = self._tracing.rate_limit_wait()
+            if wait is not None and self._rate_limiter is not None:  # answered here: the app never runs
+                response = wsgi_429(start_response, self._rate_limiter.limit, wait)
+                if token is not None:
+                    context.leave(token)
+                return response
             body = self.app(environ, start_response)
         except BaseException:
             if token is not None:
