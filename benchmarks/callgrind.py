@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.run import Plan, Process, _load, start_worker, stream_path
 
-COUNTS = {"p1": 100, "p2": 30, "p3": 3}
+COUNTS = {"p1": 100, "p2": 30, "p3": 3, "p3c": 3}
 
 
 def _control(*args: str) -> None:
@@ -43,10 +43,12 @@ def measure_contender(name: str, upstream_port: int, plan: Plan) -> dict[str, fl
         for path, n in (("/plain", 10), ("/chat", 5), (stream_path(plan), 1)):
             _load(worker.port, path, n)
         _control("-i", "on", pid)
-        for path, n in (("/plain", 5), ("/chat", 3), (stream_path(plan), 1)):  # warm the instrumented JIT
+        for path, n in (("/plain", 5), ("/chat", 3), (stream_path(plan), 1), (stream_path(plan, "/consume"), 1)):
             _load(worker.port, path, n)
         out: dict[str, float] = {}
-        for key, path in (("p1", "/plain"), ("p2", "/chat"), ("p3", stream_path(plan))):
+        consume = stream_path(plan, "/consume")
+        workloads = (("p1", "/plain"), ("p2", "/chat"), ("p3", stream_path(plan)), ("p3c", consume))
+        for key, path in workloads:
             worker.cpu()  # flush what the warm-up left
             _control("-z", pid)
             _load(worker.port, path, COUNTS[key])

@@ -4,7 +4,10 @@ Every contender serves the same three routes through the official ``openai`` SDK
 
 - ``GET /plain``   a non-LLM request (P1)
 - ``GET /chat``    one non-streaming chat completion (P2, throughput, P4)
-- ``GET /stream``  one streamed chat completion relayed chunk by chunk (P3)
+- ``GET /stream``  one streamed chat completion relayed chunk by chunk (P3, relayed)
+- ``GET /consume`` one streamed chat completion consumed inside the handler, answered as JSON
+                   (P3, consumed: how most apps use a stream, and free of the per-``send`` spans
+                   that OTel ASGI adds to a relayed answer)
 - ``GET /drain``   one streamed chat completion read as raw bytes and dropped (P5)
 
 and every tracer exports to a no-op exporter that only counts spans, so only the
@@ -93,6 +96,25 @@ def build_app(upstream: str) -> Any:
                     yield chunk.choices[0].delta.content.encode()
 
         return StreamingResponse(relay(), media_type="text/plain")
+
+    @app.get("/consume")
+    async def consume(request: Request) -> dict[str, Any]:
+        headers = {
+            CHUNKS_HEADER: request.query_params.get("chunks", "200"),
+            DELAY_HEADER: request.query_params.get("delay_ms", "1"),
+        }
+        answer = await client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=headers,
+        )
+        parts: list[str] = []
+        async for chunk in answer:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+        return {"text": "".join(parts)}
 
     @app.get("/drain")
     async def drain(request: Request) -> PlainTextResponse:
