@@ -1,5 +1,6 @@
-"""README.md and examples/env/ never rot: the Python blocks run, the env blocks and env files are
-valid configurations, and the coverage table names tests that exist."""
+"""README.md, docs/*.md and examples/env/ never rot: the Python blocks run, the env blocks and env
+files are valid configurations, the coverage table names tests that exist, and every relative link
+points at a file that exists."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from or_middleware.config import DestinationSettings, Settings
 from tests.support.real_servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
+DOCS = sorted((REPO_ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.S | re.M)
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
-def blocks(language: str) -> list[str]:
+def blocks(language: str, text: str = README) -> list[str]:
     found = []
-    for indent, lang, body in FENCE.findall(README):
+    for indent, lang, body in FENCE.findall(text):
         if lang == language:
             found.append("\n".join(line.removeprefix(indent) for line in body.splitlines()))
     return found
@@ -53,13 +56,10 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Setti
 
 
 def test_the_python_blocks_run(tmp_path, monkeypatch):
-    pytest.importorskip("django")
-    import examples.django_app  # noqa: F401  (configures Django, as the wsgi.py block expects a project to)
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "console")
     code = blocks("python")
-    assert len(code) >= 4
+    assert len(code) >= 3
     namespace: dict[str, object] = {"__name__": "readme"}
     for block in code:  # in order, in one namespace: later blocks build on earlier ones, as a reader would
         exec(compile(block, "README.md", "exec"), namespace)
@@ -70,11 +70,34 @@ def test_the_python_blocks_run(tmp_path, monkeypatch):
 
     assert isinstance(namespace["app"], FastAPI)
     assert isinstance(namespace["flask_app"], Flask)
-    assert isinstance(namespace["application"], LLMTracingWSGIMiddleware)
+    assert isinstance(namespace["flask_app"].wsgi_app, LLMTracingWSGIMiddleware)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.stem)
+def test_the_python_blocks_of_the_docs_run(tmp_path, monkeypatch, page: Path):
+    code = blocks("python", page.read_text())
+    if not code:
+        pytest.skip("no Python block")
+    if "django" in "".join(code):
+        pytest.importorskip("django")
+        import examples.django_app  # noqa: F401  (configures Django, as the wsgi.py block expects a project to)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "console")
+    namespace: dict[str, object] = {"__name__": "docs"}
+    for block in code:
+        exec(compile(block, str(page), "exec"), namespace)
+
+
+@pytest.mark.parametrize("page", [REPO_ROOT / "README.md", *DOCS], ids=lambda p: p.stem)
+def test_relative_links_point_at_files_that_exist(page: Path):
+    for target in LINK.findall(page.read_text()):
+        if "://" not in target and not target.startswith("mailto:"):
+            assert (page.parent / target).exists(), f"{page.name}: {target}"
 
 
 def test_the_env_blocks_are_valid_configurations(monkeypatch):
-    env_blocks = [b for b in blocks("bash") if b.strip() and all(
+    every = blocks("bash") + [b for page in DOCS for b in blocks("bash", page.read_text())]
+    env_blocks = [b for b in every if b.strip() and all(
         line.startswith("export OR_MIDDLEWARE_") for line in b.strip().splitlines())]
     assert env_blocks
     for block in env_blocks:
@@ -95,7 +118,7 @@ def test_the_example_env_files_are_valid_configurations(monkeypatch, env_file: P
 
 
 def test_the_coverage_table_names_tests_that_exist():
-    section = README.split("## Clients", 1)[1].split("\n## ", 1)[0]
+    section = (REPO_ROOT / "docs" / "clients.md").read_text()
     references = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", section)
     assert len(references) >= 8
     for path, function in references:
