@@ -461,6 +461,8 @@ class Settings(_ReportingSettings):
     # e.g. 60/min: a user over it is answered 429 + Retry-After before the app runs (off when unset)
     user_rate_limit: Annotated[RateLimit | None, NoDecode] = None
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    # log each outbound POST that looks like an LLM call, traced or why not (or_middleware/announce.py)
+    debug: bool = False
 
     _destination_settings: list[DestinationSettings] = PrivateAttr(default_factory=list)
 

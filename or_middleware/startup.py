@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from or_middleware import coexistence, context
+from or_middleware import announce, coexistence, context
 from or_middleware.capture import hook
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
@@ -41,6 +41,7 @@ def start_tracing(settings: Settings | None) -> Tracing:
     coexistence.attach(runtime)
     limit = settings.user_rate_limit
     hook.install(by_middleware=True)
+    announce.announce_startup(settings)  # version, destinations, store path, detected hosts
     # The price table takes ~0.1 s to load: do it now, off the request path, not on the first call.
     threading.Thread(target=warm_price_table, name="or_middleware-prices", daemon=True).start()
     return Tracing(settings, runtime, UserRateLimiter(limit) if limit is not None else None)

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from or_middleware import announce
 from or_middleware import spans as contract
 from or_middleware.capture.detection import LLMEndpoint
 from or_middleware.capture.linkage import link_openrouter_body
@@ -59,14 +60,23 @@ def match_request(method: str, scheme: str, host: str, port: int | None, path: s
         identity = current_identity()
         runtime = identity.runtime if identity is not None else default_runtime()
         if runtime is None:
+            if announce.debug_enabled:
+                announce.explain(scheme, host, port, path, "no middleware is running in this process")
             return None
         matched = runtime.detector.match(scheme, host, port, path)
         if matched is None:
+            if announce.debug_enabled:
+                announce.explain(scheme, host, port, path, "not under a known LLM API base URL; add the base "
+                                 "URL to OR_MIDDLEWARE_LLM_HOSTS (e.g. vllm=http://gpu:8000/v1)")
             return None
         endpoint, suffix = matched
         fmt = format_for(endpoint.api_kind, suffix)
         if fmt is None:
+            if announce.debug_enabled:
+                announce.explain(scheme, host, port, path, f"no {endpoint.provider} API format at {suffix or '/'}")
             return None
+        if announce.debug_enabled:
+            announce.explain(scheme, host, port, path, None, f"as {endpoint.provider} {fmt.operation}")
         return CallTarget(runtime, endpoint, fmt)
     except Exception:
         log_once("detection")
