@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -93,3 +95,31 @@ def test_bad_extra_patterns_stop_the_app_at_start_up(monkeypatch, value, message
     with pytest.raises(ConfigError) as raised:
         Settings(destinations=[])
     assert "OR_MIDDLEWARE_PII_PATTERNS" in str(raised.value) and message in str(raised.value)
+
+
+@pytest.mark.parametrize("separator", ["\n", "\t", "\r\n", "\u00a0", "\\"])
+def test_pii_after_a_newline_or_tab_in_json_content_is_redacted_and_the_json_stays_valid(separator):
+    """On 154468c the patterns ran on the JSON-escaped text: ``\\n`` glued its ``n`` to the next word
+    (``njane@...`` matched as a whole, leaving ``\\[EMAIL]``: invalid JSON) and a card after a tab
+    was missed."""
+    content = f"hi{separator}jane.doe@example.com{separator}4111 1111 1111 1111{separator}key sk-proj-{'Ab1' * 8}"
+    value = json.dumps([{"role": "user", "parts": [{"type": "text", "content": content}]}],
+                       ensure_ascii=False, separators=(",", ":"))
+    redacted = REDACTOR.redact_content(value)
+    decoded = json.loads(redacted)  # valid JSON
+    text = decoded[0]["parts"][0]["content"]
+    assert text == f"hi{separator}[EMAIL]{separator}[CARD]{separator}key [SECRET]"
+
+
+def test_content_cut_by_the_cap_is_redacted_literal_by_literal():
+    value = json.dumps([{"content": "a\njane@example.com and more text " * 3}])[:70] + "…[truncated]"
+    redacted = REDACTOR.redact_content(value)
+    assert "jane@" not in redacted and "[EMAIL]" in redacted and "\\[" not in redacted
+    assert REDACTOR.redact_content('[{"content":"cut in an escape \\u00') == '[{"content":"cut in an escape "'
+
+
+@given(st.text(max_size=60), st.sampled_from(["\n", "\t", '"', "\\", "\u2028", " "]))
+def test_redacted_json_content_is_always_valid_json(text, glue):
+    value = json.dumps({"content": f"{text}{glue}jane@example.com{glue}{text}"}, ensure_ascii=False)
+    redacted = REDACTOR.redact_content(value)
+    assert "jane@example.com" not in json.loads(redacted)["content"]

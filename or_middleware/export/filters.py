@@ -19,8 +19,10 @@ from typing import Any, Literal
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv.attributes import error_attributes
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
+from re2 import error as RE2Error
 
 from or_middleware import spans as contract
+from or_middleware.secrets import compile_linear
 
 FilterField = Literal[
     "model", "provider", "served_by", "user", "session", "finish_reason", "status",
@@ -76,7 +78,7 @@ class FilterRule(BaseModel):
     op: FilterOp
     value: str | int | float | bool | None = None
 
-    _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _pattern: Any = PrivateAttr(default=None)  # RE2: user ids and models come from clients, so linear-time
 
     @model_validator(mode="before")
     @classmethod
@@ -103,9 +105,14 @@ class FilterRule(BaseModel):
             raise ValueError(f"op {op!r} needs a string value, got {value!r}")
         if op == "regex":
             try:
-                self._pattern = re.compile(str(value))
+                re.compile(str(value))
             except re.error as exc:
                 raise ValueError(f"value {value!r} is not a valid regex: {exc}") from None
+            try:
+                self._pattern = compile_linear(str(value))
+            except RE2Error:
+                raise ValueError(f"value {value!r}: regexes run in RE2, which is linear-time: no lookarounds "
+                                 "or backreferences") from None
         return self
 
     def matches(self, attributes: Mapping[str, Any], is_error: bool) -> bool:

@@ -64,7 +64,7 @@ class ContentRedaction:
         self._redactor = redactor
 
     def __call__(self, draft: SpanDraft) -> None:
-        redact = self._redactor.redact
+        redact = self._redactor.redact_content
         for key, value in list(draft.attributes.items()):
             if key in CONTENT_ATTRIBUTES:
                 draft.attributes[key] = _map_strings(value, redact)

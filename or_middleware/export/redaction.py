@@ -22,27 +22,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-SECRET = "[SECRET]"
+import re2
 
-# Order matters: the most specific shapes first, so a JWT is not half-eaten by another rule.
-_SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
-    re.compile(r"\bsk-[A-Za-z0-9][A-Za-z0-9_-]{11,}"),  # OpenAI sk-/sk-proj-, OpenRouter sk-or-v1-, sk-ant-
-    re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),  # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
-    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),  # Google API keys
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack tokens
-)
-_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE)
+from or_middleware.secrets import SECRET, compile_linear, scrub_secrets
 
-
-def scrub_secrets(text: str) -> str:
-    """``text`` with every secret replaced by ``[SECRET]`` (``Bearer [SECRET]`` keeps the scheme)."""
-    if len(text) < 12:
-        return text
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(SECRET, text)
-    return _BEARER.sub(lambda m: f"{m.group(1)} {SECRET}", text)
+__all__ = ["SECRET", "PIIRedactor", "iban_valid", "luhn_valid", "parse_pii_patterns", "scrub_secrets"]
 
 
 def luhn_valid(digits: str) -> bool:
@@ -74,16 +58,28 @@ def _ip_valid(candidate: str) -> bool:
     return True
 
 
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# Every pattern runs on client text, so each is linear-time (issue 11, items 5-6; benchmarks/redos.py):
+# unbounded ones run in RE2; the ones that need lookarounds (which RE2 lacks) match at most a few
+# dozen characters per start position, so Python's engine does bounded work per position.
+_EMAIL = compile_linear(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_IBAN = compile_linear(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")  # at most 37 characters
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")  # validated below
-_IPV6 = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f]*:[0-9A-Fa-f]*:)[0-9A-Fa-f:]{2,39}(?![\w:])")  # validated below
-# Phone candidates: an optional +country, then digits with the usual separators; validated below.
+# at most 39 characters; the lookahead (two colons among the first groups) is bounded too
+_IPV6 = re.compile(r"(?<![\w:])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?![\w:])")
+# Phone candidates: an optional +country, then digits with the usual separators (at most 36
+# characters); validated below.
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?![\w])")
+_NON_DIGIT = re.compile(r"\D")
+
+# A JSON string literal, or an unterminated one running to the end (RE2: linear on any input).
+_JSON_STRING = compile_linear(r'"(?:[^"\\]|\\.)*(?:"|\\?$)')
+_BROKEN_ESCAPE = re.compile(r"\\(?:u[0-9A-Fa-f]{0,3})?$")
+
+Pattern = re.Pattern[str] | re2._Regexp
 
 
-def _checked(pattern: re.Pattern[str], placeholder: str, valid: Callable[[str], bool]) -> Callable[[str], str]:
+def _checked(pattern: Pattern, placeholder: str, valid: Callable[[str], bool]) -> Callable[[str], str]:
     def replace(text: str) -> str:
         return pattern.sub(lambda m: placeholder if valid(m.group(0)) else m.group(0), text)
 
@@ -114,20 +110,63 @@ class PIIRedactor:
             scrub_secrets,
             lambda text: _EMAIL.sub("[EMAIL]", text),
             _checked(_IBAN, "[IBAN]", iban_valid),
-            _checked(_CARD, "[CARD]", lambda m: luhn_valid(re.sub(r"\D", "", m))),
+            _checked(_CARD, "[CARD]", lambda m: luhn_valid(_NON_DIGIT.sub("", m))),
             _checked(_IPV4, "[IP]", _ip_valid),
             _checked(_IPV6, "[IP]", _ip_valid),
             _phone_rule(phone_region),
         ]
         for name, pattern in (extra_patterns or {}).items():
-            compiled = re.compile(pattern)
+            compiled = compile_linear(pattern)
             rules.append(lambda text, c=compiled, p=f"[{name}]": c.sub(p, text))
         self._rules = rules
+        # No built-in rule matches fewer than 5 characters; an extra pattern may.
+        self._shortest = 1 if extra_patterns else 5
 
     def redact(self, text: str) -> str:
         for rule in self._rules:
             text = rule(text)
         return text
+
+    def redact_content(self, value: str) -> str:
+        """A content attribute: JSON (messages, tool definitions) is redacted string by string,
+        decoded first (so ``\\n`` before an address is a newline, not an ``n`` glued to it) and
+        re-encoded after (so a placeholder never breaks the JSON); plain text as it is."""
+        if value[:1] not in ("[", "{"):
+            return self.redact(value)
+        try:
+            decoded = json.loads(value)
+        except ValueError:  # cut by the content cap: redact each string literal on its own
+            return _JSON_STRING.sub(lambda m: self._literal(m.group(0)), value)
+        redacted = self._walk(decoded)
+        if redacted == decoded:
+            return value
+        return json.dumps(redacted, ensure_ascii=False, separators=(",", ":"))
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            return [self._walk(item) for item in value]
+        if isinstance(value, dict):
+            return {self.redact(key): self._walk(item) for key, item in value.items()}
+        return value
+
+    def _literal(self, literal: str) -> str:
+        """One JSON string literal (``"..."``, or an unterminated one at the end), redacted."""
+        body = literal[1:-1] if len(literal) > 1 and literal.endswith('"') else literal[1:]
+        if len(body) < self._shortest:
+            return literal if literal.endswith('"') and len(literal) > 1 else f'"{_BROKEN_ESCAPE.sub("", body)}"'
+        try:
+            text = json.loads(f'"{body}"')
+        except ValueError:  # an escape cut in half by the cap: drop it
+            try:
+                text = json.loads(f'"{_BROKEN_ESCAPE.sub("", body)}"')
+            except ValueError:
+                text = body.replace("\\", " ")
+        redacted = self.redact(text)
+        if redacted == text and literal.endswith('"') and len(literal) > 1:
+            return literal
+        return json.dumps(redacted, ensure_ascii=False)
 
 
 def parse_pii_patterns(value: Any) -> Any:
@@ -157,5 +196,11 @@ def parse_pii_patterns(value: Any) -> Any:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"pattern {name!r}: {exc} (not a valid regex)") from None
+        try:
+            compile_linear(pattern)
+        except re2.error as exc:
+            detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ValueError(f"pattern {name!r}: {detail} (patterns run in RE2, which is linear-time: no "
+                             "lookarounds or backreferences)") from None
         patterns[str(name).upper()] = pattern
     return patterns
