@@ -37,5 +37,8 @@ def run_demo(privacy_mode: bool = True) -> int:
                 chunks = sum(1 for _ in streamed.iter_raw())
             print(f"GET /stream -> {chunks} chunks relayed", file=sys.stderr)
             force_flush()
-    print("spans above: server span (SERVER) -> GenAI span (CLIENT) per LLM call", file=sys.stderr)
+    print("spans above: one tree per request, server span (SERVER) -> GenAI span (CLIENT) per LLM call",
+          file=sys.stderr)
+    if privacy_mode:
+        print("prompts and answers are not shown (privacy mode): or-middleware demo --show-content", file=sys.stderr)
     return 0

@@ -43,10 +43,15 @@ class ExporterSink:
             self._stats.add(failed=len(spans))
 
     def due_in(self) -> float | None:
-        return None
+        # An exporter that holds spans for a while (the console's per-request trees) says when
+        # it needs a tick, so the pipeline wakes for it even when no new batch comes.
+        due_in = getattr(self.exporter, "due_in", None)
+        return due_in() if due_in is not None else None
 
     def tick(self) -> None:
-        return None
+        tick = getattr(self.exporter, "tick", None)
+        if tick is not None:
+            tick()
 
     def probe(self, spans: Sequence[ReadableSpan]) -> SendResult:
         return SendResult(True, reason="in-process")
