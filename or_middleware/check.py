@@ -1,11 +1,15 @@
-"""``or-middleware check``: is every configured destination reachable and accepting our spans?
+"""``or-middleware check``: is every configured destination reachable and does it take our credentials?
 
-For each destination in ``OR_MIDDLEWARE_DESTINATIONS`` it builds exactly what the middleware
-would (target, auth headers, privacy, dialect) and sends one test span, once, no retry, no
-spool, then prints OK or the reason: DNS, connect, TLS, timeout, auth rejected, or the HTTP
-status with the destination's own message. Exit status 1 when any destination failed, 2 when
-the configuration itself is invalid. ``--dry-run`` validates the configuration and shows what
-each destination would receive and where, without sending anything.
+For each destination in ``OR_MIDDLEWARE_DESTINATIONS`` it does what OpenRouter Broadcast's "Test
+Connection" does: one empty OTLP payload with ``X-Test-Connection: true`` to the exact URL, with
+the exact auth headers the middleware would use; a 2xx or a 400 passes (PostHog: an empty batch;
+the local store: opened for writing). It prints OK or the reason: DNS, connect, TLS, timeout, auth
+rejected, or the HTTP status with the destination's own message. ``--span`` sends one small test
+span instead, through the same privacy and dialect as the middleware's. Exit status 1 when any
+destination failed, 2 when the configuration itself is invalid. ``--dry-run`` validates the
+configuration and shows what each destination would receive and where, sending nothing.
+No credential is printed: header values and secret settings are masked wherever they appear, and
+URLs lose their user:password@ and query values.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import sys
 import time
 from typing import Any, TextIO
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,20 +26,62 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+from pydantic import SecretStr
 
 from or_middleware import spans as contract
 from or_middleware.config import ConfigError, DestinationSettings, RemoteDestination, Settings
-from or_middleware.export.destinations import (
-    WireTarget,
-    build_preparation,
-    build_sink,
-    spool_directory,
-    wire_target,
-)
+from or_middleware.export.destinations import build_preparation, build_sink, spool_directory, wire_target
+from or_middleware.export.probe import try_connection
+from or_middleware.export.redaction import scrub_secrets
 from or_middleware.export.stats import PipelineStats
+from or_middleware.export.transports import SendResult
+from or_middleware.export.wire import WireTarget, basic
 from or_middleware.version import __version__
 
 CHECK_ATTRIBUTE = "or_middleware.check"  # marks the test span, so it can be found and ignored
+MASK = "***"
+
+
+def safe_url(url: str) -> str:
+    """``url`` without ``user:password@`` and with every query value masked (a key may sit there)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+# Header values known to carry no credential; every other header value is masked in the output.
+PLAIN_HEADERS = frozenset({"langsmith-project", "projectname", "comet-workspace", "x-bt-parent", "arize-space-id",
+                           "x-langfuse-ingestion-version", "compute_stats", "x-honeycomb-dataset"})
+
+
+def _secrets_of(dest: DestinationSettings, target: WireTarget | None) -> list[str]:
+    """Every value that must not be printed: header values and the destination's secret fields."""
+    headers = target.headers.items() if target is not None else ()
+    values = [value for name, value in headers if name not in PLAIN_HEADERS]
+    if target is not None:  # the URL's own user:password@ (sent as Basic auth) and query values
+        parts = urlsplit(target.url)
+        if parts.password:
+            values += [parts.password, basic(unquote(parts.username or ""), unquote(parts.password))]
+        values += [value for _, value in parse_qsl(parts.query)]
+    for name in type(dest).model_fields:
+        value = getattr(dest, name, None)
+        if isinstance(value, SecretStr):
+            values.append(value.get_secret_value())
+    for value in list(values):  # "Bearer k", "sentry sentry_key=k": the bare key too
+        values.extend(part.split("=")[-1] for part in value.split())
+    return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
+
+
+def masked(text: str, secrets: list[str]) -> str:
+    for value in secrets:
+        text = text.replace(value, MASK)
+    return scrub_secrets(text)
 
 
 def check_span(service_name: str) -> ReadableSpan:
@@ -73,7 +120,7 @@ def _summary(dest: DestinationSettings, settings: Settings, target: WireTarget |
         f"filter={len(dest.filter.rules) if dest.filter else 0} rule(s)",
     ]
     if target is not None:
-        parts.insert(0, f"{target.protocol} -> {target.url}")
+        parts.insert(0, f"{target.protocol} -> {safe_url(target.url)}")
         if target.headers:
             parts.append("headers=" + ",".join(sorted(target.headers)))  # names only: values are secrets
         if target.resource:
@@ -87,33 +134,43 @@ def _summary(dest: DestinationSettings, settings: Settings, target: WireTarget |
     return "  ".join(parts)
 
 
-def run_check(settings: Settings, *, dry_run: bool, out: TextIO) -> int:
+def _send_span(dest: DestinationSettings, settings: Settings, target: WireTarget | None) -> SendResult:
+    preparation = build_preparation(dest, settings, target)
+    sink = build_sink(dest, settings, target, PipelineStats(), lambda count, why: None, spool=False)
+    try:
+        return sink.probe([preparation.transform(check_span(settings.resolved_service_name))])
+    finally:
+        sink.close()
+
+
+def _check_one(dest: DestinationSettings, settings: Settings, *, dry_run: bool, send_span: bool) -> tuple[bool, str]:
+    target = wire_target(dest, settings)
+    where = safe_url(target.url) if target is not None else f"in-process ({dest.kind})"
+    if dry_run:
+        build_sink(dest, settings, target, PipelineStats(), lambda count, why: None, spool=False).close()
+        return True, _summary(dest, settings, target)
+    started = time.perf_counter()
+    result = _send_span(dest, settings, target) if send_span else try_connection(dest, target)
+    took_ms = (time.perf_counter() - started) * 1000
+    if not result.delivered:
+        return False, f"{where}: {result.reason}"
+    status = f"HTTP {result.status}, " if result.status else ""
+    note = f" {result.reason}" if target is None and result.reason else ""
+    return True, f"{where}{note} ({status}{took_ms:.0f} ms)"
+
+
+def run_check(settings: Settings, *, dry_run: bool, out: TextIO, send_span: bool = False) -> int:
     failures = 0
     for dest in settings.destination_settings():
-        target = wire_target(dest, settings)
-        preparation = build_preparation(dest, settings, target)
+        target = None
         try:
-            sink = build_sink(dest, settings, target, PipelineStats(), lambda count, why: None, spool=False)
+            target = wire_target(dest, settings)
+            ok, detail = _check_one(dest, settings, dry_run=dry_run, send_span=send_span)
         except Exception as exc:  # a certificate file that does not exist, ...
-            out.write(f"FAIL  {dest.name:<18} cannot set up: {type(exc).__name__}: {exc}\n")
-            failures += 1
-            continue
-        try:
-            if dry_run:
-                out.write(f"OK    {dest.name:<18} {_summary(dest, settings, target)}\n")
-                continue
-            started = time.perf_counter()
-            result = sink.probe([preparation.transform(check_span(settings.resolved_service_name))])
-            took_ms = (time.perf_counter() - started) * 1000
-            where = target.url if target is not None else f"in-process ({dest.kind})"
-            if result.delivered:
-                status = f"HTTP {result.status}, " if result.status else ""
-                out.write(f"OK    {dest.name:<18} {where} ({status}{took_ms:.0f} ms)\n")
-            else:
-                failures += 1
-                out.write(f"FAIL  {dest.name:<18} {where}: {result.reason}\n")
-        finally:
-            sink.close()
+            ok, detail = False, f"cannot set up: {type(exc).__name__}: {exc}"
+        failures += not ok
+        line = f"{'OK' if ok else 'FAIL':<5} {dest.name:<18} {detail}"
+        out.write(masked(line, _secrets_of(dest, target)) + "\n")
     return 1 if failures else 0
 
 
@@ -126,15 +183,17 @@ def _handle(args: argparse.Namespace) -> int:
     if not settings.destination_settings():
         sys.stderr.write("no destinations configured (OR_MIDDLEWARE_DESTINATIONS is empty)\n")
         return 2
-    return run_check(settings, dry_run=args.dry_run, out=sys.stdout)
+    return run_check(settings, dry_run=args.dry_run, out=sys.stdout, send_span=args.span)
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "check",
-        help="send a test span to every configured destination (or --dry-run: validate the configuration)",
+        help="test the connection to every configured destination (or --dry-run: validate the configuration)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     parser.add_argument("--dry-run", action="store_true",
                         help="validate the configuration and show each destination's target; send nothing")
+    parser.add_argument("--span", action="store_true",
+                        help="send one small test span (through privacy and the dialect) instead of an empty payload")
     parser.set_defaults(handler=_handle)

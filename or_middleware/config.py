@@ -503,6 +503,7 @@ class Settings(_ReportingSettings):
                 if not destination.name:
                     destination.name = destination.kind
             else:
+                entry = entry.replace("-", "_")  # otel-collector: a variable name cannot hold "-"
                 preset = preset_for_name(entry)
                 destination = preset(_env_prefix=f"{ENV_PREFIX}{entry.upper()}__", name=entry.lower())
             if destination.name in seen:
@@ -532,3 +533,9 @@ class Settings(_ReportingSettings):
     def captures_content(self) -> bool:
         """Content is read from bodies at all only when some destination may receive it."""
         return any(not self.privacy_for(d) for d in self._destination_settings)
+
+
+# The vendor presets (datadog, sentry, webhook, ...) register themselves; imported last because
+# they build on the classes above.
+from or_middleware.export import vendors as _vendors  # noqa: E402,F401
+from or_middleware.export import webhook as _webhook  # noqa: E402,F401

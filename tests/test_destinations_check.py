@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import subprocess
 import sys
@@ -27,23 +28,61 @@ def configure(monkeypatch, names: str, **variables: str) -> None:
         monkeypatch.setenv(f"OR_MIDDLEWARE_{key}", value)
 
 
-def test_check_reports_ok_per_destination_and_sends_one_test_span(monkeypatch, capsys):
-    with OTLPReceiver() as langfuse, OTLPGrpcReceiver() as grpc_rx, CaptureReceiver() as posthog:
-        configure(monkeypatch, "langfuse,otlp,posthog,console",
+def test_check_tests_each_connection_like_broadcast_with_an_empty_payload(monkeypatch, capsys, tmp_path):
+    """Broadcast's Test Connection: an empty OTLP payload, X-Test-Connection: true, the real auth headers."""
+    with OTLPReceiver() as langfuse, OTLPGrpcReceiver() as grpc_rx, CaptureReceiver() as posthog, \
+            OTLPReceiver() as hook:
+        configure(monkeypatch, "langfuse,otlp,posthog,webhook,console,local",
                   LANGFUSE__PUBLIC_KEY="pk-1", LANGFUSE__SECRET_KEY="sk-1", LANGFUSE__HOST=langfuse.url,
                   OTLP__ENDPOINT=grpc_rx.url, OTLP__PROTOCOL="grpc",
-                  POSTHOG__API_KEY="phc_1", POSTHOG__HOST=posthog.url)
+                  POSTHOG__API_KEY="phc_1", POSTHOG__HOST=posthog.url,
+                  WEBHOOK__URL=hook.url + "/in", WEBHOOK__HEADERS='{"X-Team": "llm"}',
+                  LOCAL__PATH=str(tmp_path / "traces.db"))
         assert main(["check"]) == 0
-        [span] = langfuse.wait_for_spans()
-        grpc_rx.wait_for_spans()
-        [request] = posthog.wait_for_requests()
+        [request] = langfuse.wait_for_requests()
+        [grpc_request] = grpc_rx.wait_for_requests()
+        [batch] = posthog.wait_for_requests()
+        [webhook] = hook.wait_for_requests()
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out] == [["OK", "langfuse"], ["OK", "otlp"], ["OK", "posthog"],
-                                                  ["OK", "console"]]
+                                                  ["OK", "webhook"], ["OK", "console"], ["OK", "local"]]
     assert "/api/public/otel/v1/traces (HTTP 200" in out[0]
+    assert request.path == "/api/public/otel/v1/traces" and request.body == b""  # an empty ExportTraceServiceRequest
+    assert request.headers["x-test-connection"] == "true" and request.headers["authorization"].startswith("Basic ")
+    assert request.headers["content-type"] == "application/x-protobuf" and langfuse.spans == []
+    assert grpc_request.headers["x-test-connection"] == "true" and grpc_rx.spans == []
+    assert batch.json == {"api_key": "phc_1", "historical_migration": False, "batch": []}
+    assert batch.headers["x-test-connection"] == "true"
+    assert webhook.path == "/in" and webhook.headers["x-team"] == "llm"
+    assert webhook.headers["content-type"] == "application/json" and webhook.body == b'{"resourceSpans":[]}'
+    assert "created on first write" in out[5] and not (tmp_path / "traces.db").exists()  # nothing written
+
+
+def test_check_span_sends_one_test_span_through_the_dialect(monkeypatch, capsys):
+    with OTLPReceiver() as langfuse, CaptureReceiver() as posthog:
+        configure(monkeypatch, "langfuse,posthog",
+                  LANGFUSE__PUBLIC_KEY="pk-1", LANGFUSE__SECRET_KEY="sk-1", LANGFUSE__HOST=langfuse.url,
+                  POSTHOG__API_KEY="phc_1", POSTHOG__HOST=posthog.url)
+        assert main(["check", "--span"]) == 0
+        [span] = langfuse.wait_for_spans()
+        [request] = posthog.wait_for_requests()
     assert span.name == "chat or-middleware-check" and span.attributes["or_middleware.check"] is True
     assert span.attributes["langfuse.observation.type"] == "generation"  # exactly what the middleware sends
     assert request.json["batch"][0]["event"] == "$ai_generation"
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["OK", "OK"]
+
+
+@pytest.mark.parametrize(("status", "ok"), [(200, True), (202, True), (400, True), (401, False), (403, False),
+                                            (404, False), (415, False), (429, False), (500, False), (503, False)])
+def test_test_connection_accepts_2xx_or_400_only(monkeypatch, capsys, status, ok):
+    with OTLPReceiver() as receiver:
+        receiver.respond(status=status)
+        configure(monkeypatch, "otlp", OTLP__ENDPOINT=receiver.traces_url)
+        assert main(["check"]) == (0 if ok else 1)
+        assert len(receiver.requests) == 1  # one attempt: no retry, nothing spooled
+    line = capsys.readouterr().out
+    assert line.startswith("OK    otlp" if ok else "FAIL  otlp")
+    assert f"HTTP {status}" in line
 
 
 def test_check_says_why_each_destination_failed_and_exits_non_zero(monkeypatch, capsys):
@@ -103,3 +142,47 @@ def test_the_console_script_has_the_check_command(monkeypatch):
                             text=True, timeout=60, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK    console")
+
+
+class LeakyReceiver(OTLPReceiver):
+    """A hostile peer: refuses everything and echoes every credential it got in its error message."""
+
+    def judge(self, request):
+        echoed = " ".join(f"{k}={v}" for k, v in request.headers.items())
+        return 401, f"rejected: {echoed} url={request.path}"
+
+
+def test_check_never_prints_a_credential_even_when_the_destination_echoes_it(monkeypatch, capsys, caplog):
+    canaries = ["DDCANARY0001", "SENTRYCANARY02", "WEBHOOKCANARY03", "PASSCANARY04", "QUERYCANARY05",
+                "OTLPHEADERCANARY06", "GRAFANACANARY07", "OPIKCANARY08"]
+    with LeakyReceiver() as leaky:
+        port = leaky.url.rsplit(":", 1)[1]
+        configure(monkeypatch, "datadog,sentry,webhook,otlp,grafana,opik",
+                  DATADOG__API_KEY=canaries[0], DATADOG__ENDPOINT=leaky.url,
+                  SENTRY__DSN=f"http://{canaries[1]}@127.0.0.1:{port}/42",
+                  WEBHOOK__URL=leaky.url + "/hook", WEBHOOK__HEADERS=f'{{"Authorization": "Bearer {canaries[2]}"}}',
+                  OTLP__ENDPOINT=f"http://user:{canaries[3]}@127.0.0.1:{port}/v1/traces?api_key={canaries[4]}",
+                  OTLP__HEADERS=f"x-api-key={canaries[5]}",
+                  GRAFANA__ENDPOINT=leaky.url, GRAFANA__INSTANCE_ID="1", GRAFANA__API_TOKEN=canaries[6],
+                  OPIK__API_KEY=canaries[7], OPIK__WORKSPACE="acme", OPIK__ENDPOINT=leaky.url)
+        for args in (["check"], ["check", "--dry-run"], ["check", "--span"]):
+            main(args)
+        assert len(leaky.requests) == 12  # the canaries did reach the destination
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err + "\n".join(r.getMessage() for r in caplog.records)
+    assert printed.count("FAIL ") == 12 and "auth rejected (HTTP 401: rejected:" in printed
+    grafana_basic = base64.b64encode(f"1:{canaries[6]}".encode()).decode()
+    for canary in [*canaries, grafana_basic]:
+        assert canary not in printed, canary
+    assert "http://***@127.0.0.1" in printed and "api_key=***" in printed
+
+
+def test_check_fails_a_local_store_it_could_not_write(monkeypatch, capsys, tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "garbage.db").write_bytes(b"this is not an sqlite database, not at all" * 100)
+    configure(monkeypatch, "local,local_broken", LOCAL__PATH=str(tmp_path / "a-file" / "traces.db"),
+              LOCAL_BROKEN__PATH=str(tmp_path / "garbage.db"))
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("FAIL  local ") and "is not a writable directory" in out[0]
+    assert out[1].startswith("FAIL  local_broken") and "not a database" in out[1]

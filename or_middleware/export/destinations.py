@@ -7,14 +7,12 @@ local store, and any kind registered in :data:`EXPORTER_FACTORIES`) wrap a SpanE
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
 import re
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,95 +52,63 @@ from or_middleware.export.sinks import ExporterSink, SpanSink
 from or_middleware.export.spool import DiskSpool
 from or_middleware.export.stats import DropCounter, PipelineStats
 from or_middleware.export.transports import GrpcTransport, HttpTransport, Transport, ssl_context
+from or_middleware.export.vendors import VENDOR_TARGETS
+from or_middleware.export.webhook import webhook_target
+from or_middleware.export.wire import DEFAULT_TIMEOUT_S, WireTarget, basic, secret, timeout_of, with_path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 10.0
 PROJECT_RESOURCE = "openinference.project.name"
-
-
-@dataclass(frozen=True)
-class WireTarget:
-    """Where and how a remote destination's batches go."""
-
-    url: str
-    protocol: str  # http/protobuf | http/json | grpc | posthog
-    headers: dict[str, str] = field(default_factory=dict)
-    resource: dict[str, str] = field(default_factory=dict)  # added to every span's resource
-    timeout: float = DEFAULT_TIMEOUT_S
-    compress: bool = False
-    certificate: str | None = None
-    client_certificate: tuple[str | None, str | None] = (None, None)
-    insecure: bool | None = None  # grpc only; None: from the URL scheme
-
-
-def _secret(value: Any) -> str:
-    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
-
-
-def _basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-def _with_path(base: str, path: str) -> str:
-    """``base`` + ``path`` unless the user already gave the full URL."""
-    base = base.rstrip("/")
-    return base if base.endswith(path.rstrip("/")) else base + path
-
-
-def _timeout(dest: RemoteDestination) -> float:
-    return dest.timeout or DEFAULT_TIMEOUT_S
-
 
 def grafana_target(dest: GrafanaDestination, settings: Settings) -> WireTarget:
     base = (dest.endpoint or "").rstrip("/")
-    url = base if base.endswith("/v1/traces") else _with_path(base, "/otlp") + "/v1/traces"
-    auth = _basic(dest.instance_id or "", _secret(dest.api_token))
-    return WireTarget(url, "http/protobuf", {"authorization": auth}, timeout=_timeout(dest))
+    url = base if base.endswith("/v1/traces") else with_path(base, "/otlp") + "/v1/traces"
+    auth = basic(dest.instance_id or "", secret(dest.api_token))
+    return WireTarget(url, "http/protobuf", {"authorization": auth}, timeout=timeout_of(dest))
 
 
 def langsmith_target(dest: LangSmithDestination, settings: Settings) -> WireTarget:
-    headers = {"x-api-key": _secret(dest.api_key)}
+    headers = {"x-api-key": secret(dest.api_key)}
     if dest.project:
         headers["langsmith-project"] = dest.project
-    return WireTarget(_with_path(dest.endpoint, "/otel/v1/traces"), "http/protobuf", headers, timeout=_timeout(dest))
+    return WireTarget(with_path(dest.endpoint, "/otel/v1/traces"), "http/protobuf", headers, timeout=timeout_of(dest))
 
 
 def langfuse_target(dest: LangfuseDestination, settings: Settings) -> WireTarget:
     headers = {
-        "authorization": _basic(dest.public_key or "", _secret(dest.secret_key)),
+        "authorization": basic(dest.public_key or "", secret(dest.secret_key)),
         "x-langfuse-ingestion-version": "4",
     }
-    url = _with_path(dest.host, "/api/public/otel/v1/traces")
-    return WireTarget(url, "http/protobuf", headers, timeout=_timeout(dest))
+    url = with_path(dest.host, "/api/public/otel/v1/traces")
+    return WireTarget(url, "http/protobuf", headers, timeout=timeout_of(dest))
 
 
 def signoz_target(dest: SigNozDestination, settings: Settings) -> WireTarget:
-    headers = {"signoz-ingestion-key": _secret(dest.ingestion_key)} if dest.ingestion_key else {}
-    return WireTarget(dest.endpoint, "http/protobuf", headers, timeout=_timeout(dest))
+    headers = {"signoz-ingestion-key": secret(dest.ingestion_key)} if dest.ingestion_key else {}
+    return WireTarget(dest.endpoint, "http/protobuf", headers, timeout=timeout_of(dest))
 
 
 def arize_target(dest: ArizeDestination, settings: Settings) -> WireTarget:
-    headers = {"authorization": _secret(dest.api_key), "arize-space-id": dest.space_id or ""}
+    headers = {"authorization": secret(dest.api_key), "arize-space-id": dest.space_id or ""}
     project = dest.project or settings.resolved_service_name
-    return WireTarget(_with_path(dest.base_url, "/v1/traces"), "http/protobuf", headers,
-                      {PROJECT_RESOURCE: project}, timeout=_timeout(dest))
+    return WireTarget(with_path(dest.base_url, "/v1/traces"), "http/protobuf", headers,
+                      {PROJECT_RESOURCE: project}, timeout=timeout_of(dest))
 
 
 def phoenix_target(dest: PhoenixDestination, settings: Settings) -> WireTarget:
-    headers = {"authorization": f"Bearer {_secret(dest.api_key)}"} if dest.api_key else {}
+    headers = {"authorization": f"Bearer {secret(dest.api_key)}"} if dest.api_key else {}
     project = dest.project or settings.resolved_service_name
-    return WireTarget(dest.endpoint, "http/protobuf", headers, {PROJECT_RESOURCE: project}, timeout=_timeout(dest))
+    return WireTarget(dest.endpoint, "http/protobuf", headers, {PROJECT_RESOURCE: project}, timeout=timeout_of(dest))
 
 
 def braintrust_target(dest: BraintrustDestination, settings: Settings) -> WireTarget:
     parent = f"project_id:{dest.project_id}" if dest.project_id else f"project_name:{dest.project_name}"
-    headers = {"authorization": f"Bearer {_secret(dest.api_key)}", "x-bt-parent": parent}
-    return WireTarget(_with_path(dest.base_url, "/otel/v1/traces"), "http/protobuf", headers, timeout=_timeout(dest))
+    headers = {"authorization": f"Bearer {secret(dest.api_key)}", "x-bt-parent": parent}
+    return WireTarget(with_path(dest.base_url, "/otel/v1/traces"), "http/protobuf", headers, timeout=timeout_of(dest))
 
 
 def posthog_target(dest: PostHogDestination, settings: Settings) -> WireTarget:
-    return WireTarget(_with_path(dest.host, "/batch") + "/", "posthog", timeout=_timeout(dest))
+    return WireTarget(with_path(dest.host, "/batch") + "/", "posthog", timeout=timeout_of(dest))
 
 
 def otlp_target(dest: OtlpDestination, settings: Settings) -> WireTarget:
@@ -173,6 +139,9 @@ TARGET_FACTORIES: dict[str, TargetFactory] = {
     "phoenix": phoenix_target,
     "braintrust": braintrust_target,
     "posthog": posthog_target,
+    "otel_collector": otlp_target,
+    "webhook": webhook_target,
+    **VENDOR_TARGETS,
 }
 
 
@@ -202,9 +171,9 @@ def wire_target(dest: DestinationSettings, settings: Settings) -> WireTarget | N
     return factory(dest, settings) if factory is not None else None
 
 
-def _encoding(target: WireTarget, dest: DestinationSettings) -> SpanEncoding:
+def encoding_for(target: WireTarget, dest: DestinationSettings) -> SpanEncoding:
     if target.protocol == "posthog":
-        return PostHogEvents(_secret(getattr(dest, "api_key", "")))
+        return PostHogEvents(secret(getattr(dest, "api_key", "")))
     if target.protocol == "http/json":
         return OtlpJson()
     return OtlpProtobuf()
@@ -216,7 +185,7 @@ def transport_for(target: WireTarget, content_type: str) -> Transport:
                              insecure=target.insecure, certificate=target.certificate)
     verify: ssl.SSLContext | bool = ssl_context(target.certificate, *target.client_certificate)
     return HttpTransport(target.url, target.headers, content_type, target.timeout,
-                         compress=target.compress, verify=verify)
+                         compress=target.compress, verify=verify, method=target.method)
 
 
 def default_spool_base() -> Path:
@@ -250,7 +219,7 @@ def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget
     if target is None:
         return ExporterSink(EXPORTER_FACTORIES[dest.kind](dest), stats)
     assert isinstance(dest, RemoteDestination)
-    encoding = _encoding(target, dest)
+    encoding = encoding_for(target, dest)
     return WireDelivery(
         dest.name,
         encoding,

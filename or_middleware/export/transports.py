@@ -158,8 +158,9 @@ class HttpTransport:
     """
 
     def __init__(self, url: str, headers: Mapping[str, str], content_type: str, timeout: float,
-                 *, compress: bool = False, verify: ssl.SSLContext | bool = True) -> None:
+                 *, compress: bool = False, verify: ssl.SSLContext | bool = True, method: str = "POST") -> None:
         self.target = url
+        self._method = method
         self._compress = compress
         self._headers = {"user-agent": USER_AGENT, **headers, "content-type": content_type}
         if compress:
@@ -177,7 +178,7 @@ class HttpTransport:
             self._pid, self._client = os.getpid(), self._new_client()
         content = gzip.compress(body) if self._compress else body
         try:
-            response = self._client.post(self.target, content=content, headers=self._headers)
+            response = self._client.request(self._method, self.target, content=content, headers=self._headers)
         except httpx.HTTPError as exc:
             return SendResult(False, retryable=True, reason=describe_network_error(exc, self.target))
         return http_outcome(response.status_code, _body_message(response),

@@ -26,7 +26,9 @@ ACCEPTED_HINTS = ("should be", "expected", "accepted", "needs", "must", "letters
 
 # Values that make each required field of a preset valid, so only the field under test is wrong.
 VALID_REQUIRED = {"endpoint": "https://example.invalid/otlp", "instance_id": "123", "api_token": "t",
-                  "api_key": "k", "public_key": "pk", "secret_key": "sk", "space_id": "s"}
+                  "api_key": "k", "public_key": "pk", "secret_key": "sk", "space_id": "s",
+                  "dsn": "https://k@o0.ingest.sentry.io/42", "url": "https://hooks.example.invalid/otel",
+                  "entity": "e", "project": "p"}
 
 
 def _wrong_value(annotation: Any) -> str | None:
@@ -65,8 +67,10 @@ def _field_cases() -> list[tuple[dict[str, str], str, str]]:
         valid = {f"OR_MIDDLEWARE_{kind.upper()}__{f.upper()}": VALID_REQUIRED[f] for f in preset.required}
         if kind == "braintrust":
             valid["OR_MIDDLEWARE_BRAINTRUST__PROJECT_ID"] = "p"
+        if kind == "opik":  # Comet cloud (the default endpoint) needs a key and a workspace
+            valid.update({"OR_MIDDLEWARE_OPIK__API_KEY": "k", "OR_MIDDLEWARE_OPIK__WORKSPACE": "w"})
         url_fields = set(getattr(preset, "url_fields", ()))
-        if kind == "otlp":
+        if kind in ("otlp", "otel_collector"):
             url_fields |= {"endpoint", "metrics_endpoint"}
         for name, field in preset.model_fields.items():
             value = "not-a-url" if name in url_fields else _wrong_value(field.annotation)
@@ -79,7 +83,7 @@ def _field_cases() -> list[tuple[dict[str, str], str, str]]:
 
 HAND_WRITTEN: list[tuple[str, dict[str, str], str, str | None]] = [
     # (id, environment, the variable the message must name, the value it must show)
-    ("unknown_destination", {"OR_MIDDLEWARE_DESTINATIONS": "otlp,datadog"}, "OR_MIDDLEWARE_DESTINATIONS", "datadog"),
+    ("unknown_destination", {"OR_MIDDLEWARE_DESTINATIONS": "otlp,zipkin"}, "OR_MIDDLEWARE_DESTINATIONS", "zipkin"),
     ("destination_twice", {"OR_MIDDLEWARE_DESTINATIONS": "console,console"}, "OR_MIDDLEWARE_DESTINATIONS", "console"),
     ("label_without_kind", {"OR_MIDDLEWARE_DESTINATIONS": "_tempo"}, "OR_MIDDLEWARE_DESTINATIONS", "_tempo"),
     ("braintrust_without_project",

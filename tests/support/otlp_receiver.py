@@ -42,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.server.store
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        request = OTLPRequest(path=self.path, headers=headers, body=body)
+        request = OTLPRequest(path=self.path, headers=headers, body=body, method=self.command)
         content_type = headers.get("content-type", "")
         try:
             request.spans = decode_http(content_type, headers.get("content-encoding", ""), body)
@@ -51,6 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
         status, retry_after, delay, blackhole = store._take_behaviour()
         if request.error and status < 300:
             status = 400
+        verdict = store.judge(request) if status < 300 else None  # a vendor's own checks (vendor_receiver.py)
+        if verdict is not None:
+            status, request.error = verdict
         store._record(request, accepted=status < 300 and not blackhole)
         store._hold(delay, blackhole)
         if blackhole:
@@ -68,6 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    do_PUT = do_POST  # the webhook destination may PUT
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output quiet
@@ -88,6 +93,10 @@ class OTLPReceiver(SpanStore):
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.traces_url = self.url + "/v1/traces"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def judge(self, request: OTLPRequest) -> tuple[int, str] | None:
+        """(status, message) to refuse a request a real intake would refuse; None: accept."""
+        return None
 
     def __enter__(self) -> OTLPReceiver:
         self._thread.start()

@@ -47,6 +47,7 @@ class OTLPRequest:
     body: bytes  # as sent (still gzip-compressed if it was)
     spans: list[ReceivedSpan] = field(default_factory=list)
     error: str | None = None  # why decoding failed, if it did
+    method: str = "POST"
 
 
 def any_value(value: AnyValue) -> Any:
