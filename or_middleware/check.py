@@ -8,8 +8,8 @@ rejected, or the HTTP status with the destination's own message. ``--span`` send
 span instead, through the same privacy and dialect as the middleware's. Exit status 1 when any
 destination failed, 2 when the configuration itself is invalid. ``--dry-run`` validates the
 configuration and shows what each destination would receive and where, sending nothing.
-No credential is printed: header values and secret settings are masked wherever they appear, and
-URLs lose their user:password@ and query values.
+No credential is printed: header values and secret settings are masked wherever they appear (also
+when a destination echoes them back), and URLs go through the shared ``safe_url``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -32,27 +32,13 @@ from or_middleware import spans as contract
 from or_middleware.config import ConfigError, DestinationSettings, RemoteDestination, Settings
 from or_middleware.export.destinations import build_preparation, build_sink, spool_directory, wire_target
 from or_middleware.export.probe import try_connection
-from or_middleware.export.redaction import scrub_secrets
 from or_middleware.export.stats import PipelineStats
 from or_middleware.export.transports import SendResult
 from or_middleware.export.wire import WireTarget, basic
+from or_middleware.secrets import redact_known, safe_url
 from or_middleware.version import __version__
 
 CHECK_ATTRIBUTE = "or_middleware.check"  # marks the test span, so it can be found and ignored
-MASK = "***"
-
-
-def safe_url(url: str) -> str:
-    """``url`` without ``user:password@`` and with every query value masked (a key may sit there)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 # Header values known to carry no credential; every other header value is masked in the output.
@@ -79,9 +65,7 @@ def _secrets_of(dest: DestinationSettings, target: WireTarget | None) -> list[st
 
 
 def masked(text: str, secrets: list[str]) -> str:
-    for value in secrets:
-        text = text.replace(value, MASK)
-    return scrub_secrets(text)
+    return redact_known(text, secrets)  # the literal values, URL-encoded too, then the secret patterns
 
 
 def check_span(service_name: str) -> ReadableSpan:
