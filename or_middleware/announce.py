@@ -32,6 +32,7 @@ debug_enabled = False
 LLM_PATH_ENDINGS = (
     "/chat/completions", "/completions", "/responses", "/embeddings", "/messages",
     ":generateContent", ":streamGenerateContent", "/api/chat", "/api/generate", "/v2/chat", "/v1/chat",
+    ":embedContent", ":batchEmbedContents", "/api/embed", "/api/embeddings", "/v2/embed",
 )
 
 

@@ -444,6 +444,9 @@ class Settings(_ReportingSettings):
     pii_phone_region: str = "US"  # region of phone numbers written without +country code
     spool_dir: str | None = None  # base of every remote destination's spool (default: user cache dir)
     llm_hosts: Annotated[list[LLMHost], NoDecode] = Field(default_factory=list)
+    # auto: an LLM API request (known path + the API's body shape) is traced on any host;
+    # listed: only calls to LLM_HOSTS entries and the built-in provider hosts.
+    detect: Literal["auto", "listed"] = "auto"
     user_header: str = "x-user-id"
     session_header: str = "x-session-id"
     link_openrouter: bool = True

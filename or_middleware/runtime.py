@@ -69,7 +69,7 @@ class TracingRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.capture_content = settings.captures_content
-        self.detector = EndpointDetector(settings.llm_hosts)
+        self.detector = EndpointDetector(settings.llm_hosts, settings.detect)
         resource = Resource.create({"service.name": settings.resolved_service_name})
         self.tracer_provider = TracerProvider(resource=resource, active_span_processor=ContainedProcessors())
         self.pipelines: list[DestinationPipeline] = [

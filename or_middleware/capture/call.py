@@ -19,7 +19,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from or_middleware import announce
 from or_middleware import spans as contract
-from or_middleware.capture.detection import LLMEndpoint
+from or_middleware.capture.detection import LLMEndpoint, confirms_shape, with_provider
 from or_middleware.capture.linkage import link_openrouter_body
 from or_middleware.coexistence import foreign_genai_span
 from or_middleware.context import current_identity
@@ -45,12 +45,19 @@ def log_once(where: str) -> None:
 class CallTarget:
     """The cheap first step: is this request an LLM call, and who traces it?"""
 
-    __slots__ = ("endpoint", "fmt", "runtime")
+    __slots__ = ("endpoint", "fmt", "runtime", "where")
 
-    def __init__(self, runtime: TracingRuntime, endpoint: LLMEndpoint, fmt: WireFormat) -> None:
+    def __init__(
+        self,
+        runtime: TracingRuntime,
+        endpoint: LLMEndpoint,
+        fmt: WireFormat,
+        where: tuple[str, str, int | None, str] | None = None,
+    ) -> None:
         self.runtime = runtime
         self.endpoint = endpoint
         self.fmt = fmt
+        self.where = where  # (scheme, host, port, path), kept only for OR_MIDDLEWARE_DEBUG lines
 
 
 def match_request(method: str, scheme: str, host: str, port: int | None, path: str) -> CallTarget | None:
@@ -66,8 +73,13 @@ def match_request(method: str, scheme: str, host: str, port: int | None, path: s
         matched = runtime.detector.match(scheme, host, port, path)
         if matched is None:
             if announce.debug_enabled:
-                announce.explain(scheme, host, port, path, "not under a known LLM API base URL; add the base "
-                                 "URL to OR_MIDDLEWARE_LLM_HOSTS (e.g. vllm=http://gpu:8000/v1)")
+                why = (
+                    "host not listed and OR_MIDDLEWARE_DETECT=listed; add the base URL to "
+                    "OR_MIDDLEWARE_LLM_HOSTS (e.g. vllm=http://gpu:8000/v1) or unset OR_MIDDLEWARE_DETECT"
+                    if runtime.detector.detect == "listed"
+                    else "not under the base URL of this listed host (OR_MIDDLEWARE_LLM_HOSTS)"
+                )
+                announce.explain(scheme, host, port, path, why)
             return None
         endpoint, suffix = matched
         fmt = format_for(endpoint.api_kind, suffix)
@@ -75,9 +87,15 @@ def match_request(method: str, scheme: str, host: str, port: int | None, path: s
             if announce.debug_enabled:
                 announce.explain(scheme, host, port, path, f"no {endpoint.provider} API format at {suffix or '/'}")
             return None
+        native = getattr(fmt, "native_provider", None)
+        if endpoint.by_shape and native:  # e.g. Ollama's /api/chat on a host of its own
+            endpoint = with_provider(endpoint, native)
+        where = None
         if announce.debug_enabled:
-            announce.explain(scheme, host, port, path, None, f"as {endpoint.provider} {fmt.operation}")
-        return CallTarget(runtime, endpoint, fmt)
+            where = (scheme, host, port, path)
+            if not endpoint.by_shape:  # a by-shape call is explained once its body is seen
+                announce.explain(scheme, host, port, path, None, f"as {endpoint.provider} {fmt.operation}")
+        return CallTarget(runtime, endpoint, fmt, where)
     except Exception:
         log_once("detection")
         return None
@@ -123,6 +141,13 @@ class LLMCall:
                 except ValueError:
                     parsed = None
                     body_skipped = body_skipped or "skipped_not_json"
+            if self.target.endpoint.by_shape and not confirms_shape(self.target.fmt, parsed):
+                # An unlisted host's POST on an LLM-looking path that is not an LLM request
+                # (or whose body we could not read): not ours, no span, nothing observed.
+                self._ended = True
+                why = f"body not read ({body_skipped})" if body_skipped else "the body has not this API's shape"
+                self._explain(f"unlisted host and {why}")
+                return None
             if isinstance(parsed, dict):
                 self.target.fmt.read_request(parsed, record)
                 self.prompt = prompt_fields(parsed)  # references only: hashed and scanned off the request path
@@ -144,6 +169,8 @@ class LLMCall:
                 name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
             )
         self.linked_span = self.span or foreign
+        if self.target.endpoint.by_shape:
+            self._explain(None, f"as {self.target.endpoint.provider} {record.operation} (request shape, unlisted host)")
         try:
             if self.target.endpoint.openrouter and settings.link_openrouter:
                 if body_skipped:
@@ -170,7 +197,13 @@ class LLMCall:
             new_body = None
         return new_body
 
+    def _explain(self, why_not: str | None, how: str = "") -> None:
+        if self.target.where is not None:
+            announce.explain(*self.target.where, why_not, how)
+
     def wants_traceparent(self) -> bool:
+        if self._ended:
+            return False
         mode = self.runtime.settings.propagate_traceparent
         endpoint = self.target.endpoint
         return mode == "all" or (mode == "gateways" and (endpoint.openrouter or endpoint.gateway))
@@ -197,6 +230,8 @@ class LLMCall:
     # -- response ---------------------------------------------------------------------------
 
     def on_response(self, status_code: int, headers: Any) -> None:
+        if self._ended:  # declined at start: not an LLM call
+            return
         try:
             self.generation_id = headers.get("x-generation-id")
             self.observer = ResponseObserver(

@@ -7,7 +7,6 @@ counts all input tokens, so the record gets their sum.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,15 +19,17 @@ from or_middleware.genai.content import (
     text_part,
     tool_call_part,
 )
-from or_middleware.genai.fields import as_dict, as_float, as_int, as_list, as_str, get_path
+from or_middleware.genai.fields import as_dict, as_float, as_int, as_list, as_str, get_path, is_model
 from or_middleware.genai.openai_common import read_error_body, read_error_object, read_identity, read_provider_cost
 from or_middleware.genai.record import GenerationRecord, Message
+from or_middleware.genai.stream import EventStreamReader
 
 __all__ = ["AnthropicMessagesFormat", "AnthropicStreamReader"]
 
 MAX_CONTENT_BLOCKS = 256
 
 _TOOL_USE_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+_ROUTINE_EVENTS = frozenset({"content_block_delta", "content_block_start", "content_block_stop"})
 
 
 def block_parts(content: object) -> list[dict[str, Any]]:
@@ -158,27 +159,23 @@ class _BlockState:
         return {"type": self.kind}
 
 
-class AnthropicStreamReader:
+class AnthropicStreamReader(EventStreamReader):
     """Reads ``message_start`` .. ``message_stop``; keeps block text only when capturing."""
 
+    end_marker = "message_stop"
+
     def __init__(self, record: GenerationRecord, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> None:
-        self._record = record
-        self._capture = record.capture_content
-        self._budget = ContentBudget(max_content_chars)
+        super().__init__(record, max_content_chars=max_content_chars)
         self._usage = _Usage()
         self._blocks: dict[int, _BlockState] = {}
         self._stop_reason: str | None = None
-        self._ended = False
 
-    def on_event(self, event: str | None, data: str, now: float) -> None:
-        if self._ended:
-            return
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(payload, Mapping):
-            return
+    def is_routine(self, event: str | None, data: str) -> bool:
+        # Named events: the deltas and block boundaries carry only content (and the first
+        # one's timing, already taken); message_delta/stop, ping and error are read.
+        return event in _ROUTINE_EVENTS
+
+    def handle(self, event: str | None, payload: Mapping[str, Any], now: float) -> None:
         record = self._record
         kind = as_str(payload.get("type")) or event or ""
         if kind == "ping":
@@ -192,7 +189,7 @@ class AnthropicStreamReader:
             block = as_dict(payload.get("content_block"))
             block_kind = as_str(block.get("type")) or "text"
             if block_kind in _TOOL_USE_BLOCKS:
-                self._first_chunk(now)
+                self.first_chunk(now)
             state = self._block(payload, block_kind)
             if state is not None:
                 state.call_id = as_str(block.get("id"))
@@ -201,7 +198,7 @@ class AnthropicStreamReader:
                 if isinstance(initial, str):
                     state.text.append(initial)
             if isinstance(block.get("text"), str) and block["text"]:
-                self._first_chunk(now)
+                self.first_chunk(now)
         elif kind == "content_block_delta":
             self._on_delta(payload, now)
         elif kind == "message_delta":
@@ -214,10 +211,6 @@ class AnthropicStreamReader:
             record.completed = True
         elif kind == "error":
             read_error_object(payload.get("error", payload), record)
-
-    def _first_chunk(self, now: float) -> None:
-        if self._record.time_to_first_chunk is None:
-            self._record.time_to_first_chunk = max(0.0, now - self._record.started_at)
 
     def _block(self, payload: Mapping[str, Any], kind: str) -> _BlockState | None:
         if not self._capture:
@@ -241,35 +234,26 @@ class AnthropicStreamReader:
             return  # signature_delta, citations_delta: nothing we record
         if not isinstance(piece, str) or not piece:
             return
-        self._first_chunk(now)
+        self.first_chunk(now)
         state = self._block(payload, block_kind)
         if state is not None:
             state.text.append(piece)
 
-    def finalize(self) -> None:
-        """Write what was reassembled so far into the record and ignore later events.
-
-        No judgement on completeness: that is on_end's (a consumer that stops reading
-        early is not necessarily an error, the caller decides).
-        """
-        if self._ended:
-            return
-        self._ended = True
-        record = self._record
-        if self._capture and self._blocks:
+    def write_output(self) -> None:
+        if self._blocks:
             parts = [p for _, block in sorted(self._blocks.items()) if (p := block.part()) is not None]
-            record.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": self._stop_reason or ""}]
-
-    def on_end(self) -> None:
-        self.finalize()
-        if not self._record.completed:
-            self._record.set_error("truncated", "stream ended before message_stop")
+            self._record.output_messages = [
+                {"role": "assistant", "parts": parts, "finish_reason": self._stop_reason or ""}
+            ]
 
 
 class AnthropicMessagesFormat:
     """``POST /v1/messages``."""
 
     operation = "chat"
+
+    def claims(self, body: Mapping[str, Any]) -> bool:
+        return is_model(body) and isinstance(body.get("messages"), list)
 
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         read_identity(body, record)  # model, stream; plus OpenRouter's user/session/trace

@@ -21,7 +21,18 @@ __all__ = ["price"]
 _log = logging.getLogger(__name__)
 
 # API providers whose genai-prices id differs from the name we record.
-_PROVIDER_IDS = {"xai": "x-ai", "azure_openai": "azure"}
+# Our names are semconv gen_ai.provider.name values (see capture/detection.py).
+_PROVIDER_IDS = {
+    "xai": "x-ai",
+    "x_ai": "x-ai",
+    "azure_openai": "azure",
+    "azure.ai.openai": "azure",
+    "mistral_ai": "mistral",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "aws.bedrock": "aws",
+}
 
 
 @functools.cache

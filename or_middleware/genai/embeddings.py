@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from or_middleware.genai.content import DEFAULT_MAX_CONTENT_CHARS
-from or_middleware.genai.fields import as_int, as_list, as_str
+from or_middleware.genai.fields import as_int, as_list, as_str, is_model
 from or_middleware.genai.openai_chat import ChatStreamReader
 from or_middleware.genai.openai_common import (
     read_error_body,
@@ -52,6 +52,9 @@ def vector_length(embedding: object) -> int | None:
 
 class EmbeddingsFormat:
     operation = "embeddings"
+
+    def claims(self, body: Mapping[str, Any]) -> bool:
+        return is_model(body) and isinstance(body.get("input"), str | list)
 
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         read_identity(body, record)

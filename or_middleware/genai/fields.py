@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["as_dict", "as_float", "as_int", "as_list", "as_str", "get_path", "to_text"]
+__all__ = ["as_dict", "as_float", "as_int", "as_list", "as_str", "get_path", "is_model", "to_text"]
 
 
 def as_int(value: object) -> int | None:
@@ -62,3 +62,9 @@ def to_text(value: object) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     except (TypeError, ValueError):  # e.g. circular structures cannot come from JSON, but be safe
         return str(value)
+
+
+def is_model(body: Mapping[str, Any], key: str = "model") -> bool:
+    """A request names its model: the first half of every API's shape check."""
+    model = body.get(key)
+    return isinstance(model, str) and bool(model.strip())

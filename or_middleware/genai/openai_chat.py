@@ -7,7 +7,6 @@ read here too.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,7 @@ from or_middleware.genai.content import (
     text_part,
     tool_call_part,
 )
-from or_middleware.genai.fields import as_dict, as_int, as_list, as_str, get_path
+from or_middleware.genai.fields import as_dict, as_int, as_list, as_str, get_path, is_model
 from or_middleware.genai.openai_common import (
     finish_reasons,
     read_error_body,
@@ -31,6 +30,7 @@ from or_middleware.genai.openai_common import (
     read_usage,
 )
 from or_middleware.genai.record import GenerationRecord, Message
+from or_middleware.genai.stream import EventStreamReader
 
 __all__ = ["ChatCompletionsFormat", "ChatStreamReader", "TextCompletionsFormat"]
 
@@ -241,12 +241,15 @@ class _ChoiceState:
         return {"role": "assistant", "parts": parts, "finish_reason": self.finish_reason or ""}
 
 
-class ChatStreamReader:
+class ChatStreamReader(EventStreamReader):
     """Reads a Chat Completions (or legacy Completions) SSE stream into a record.
 
     Keeps per choice only its finish reason and, when content is captured, the text,
     reasoning, refusal and tool calls reassembled so far (within one shared character budget).
     """
+
+    end_marker = "data: [DONE]"
+    fact_keys = ('finish_reason"', '"usage"', '"error"')  # also native_finish_reason, x_groq.usage
 
     def __init__(
         self,
@@ -255,26 +258,19 @@ class ChatStreamReader:
         text_completion: bool = False,
         max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS,
     ) -> None:
-        self._record = record
+        super().__init__(record, max_content_chars=max_content_chars)
         self._text_completion = text_completion
-        self._capture = record.capture_content
-        self._budget = ContentBudget(max_content_chars)
         self._choices: dict[int, _ChoiceState] = {}
-        self._ended = False
 
-    def on_event(self, event: str | None, data: str, now: float) -> None:
-        if self._ended:
-            return
-        record = self._record
+    def is_routine(self, event: str | None, data: str) -> bool:
+        return event != "error" and super().is_routine(event, data)
+
+    def handle_other(self, event: str | None, data: str, now: float) -> None:
         if data.strip() == "[DONE]":
-            record.completed = True
-            return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            return  # not ours to judge: a stray non-JSON line does not make the call fail
-        if not isinstance(chunk, Mapping):
-            return
+            self._record.completed = True
+
+    def handle(self, event: str | None, chunk: Mapping[str, Any], now: float) -> None:
+        record = self._record
         record.chunk_count += 1
         if event == "error" and "error" not in chunk:  # some compatible servers name the event
             read_error_object(chunk, record)
@@ -282,6 +278,9 @@ class ChatStreamReader:
         usage = chunk.get("usage")
         if isinstance(usage, Mapping):
             read_usage(usage, record)
+        groq_usage = get_path(chunk, "x_groq", "usage")  # Groq: stream usage on the last chunk
+        if isinstance(groq_usage, Mapping):
+            read_usage(groq_usage, record)
         for choice in as_list(chunk.get("choices")):
             if isinstance(choice, Mapping):
                 self._on_choice(choice, now)
@@ -290,10 +289,6 @@ class ChatStreamReader:
         error = chunk.get("error")
         if error is not None:
             read_error_object(error, record)
-
-    def _first_chunk(self, now: float) -> None:
-        if self._record.time_to_first_chunk is None:
-            self._record.time_to_first_chunk = max(0.0, now - self._record.started_at)
 
     def _on_choice(self, choice: Mapping[str, Any], now: float) -> None:
         index = as_int(choice.get("index")) or 0
@@ -314,14 +309,14 @@ class ChatStreamReader:
             self._on_text(delta.get("refusal"), state.refusal, now)
             calls = delta.get("tool_calls")
             if isinstance(calls, list) and calls:
-                self._first_chunk(now)
+                self.first_chunk(now)
                 if self._capture:
                     for call in calls:
                         if isinstance(call, Mapping):
                             self._on_tool_call(state, call)
             function_call = delta.get("function_call")
             if isinstance(function_call, Mapping) and function_call:
-                self._first_chunk(now)
+                self.first_chunk(now)
                 if self._capture:
                     self._on_tool_call(state, {"index": -1, "function": function_call})
         changed = False
@@ -340,7 +335,7 @@ class ChatStreamReader:
 
     def _on_text(self, piece: object, target: CappedText, now: float) -> None:
         if isinstance(piece, str) and piece:
-            self._first_chunk(now)
+            self.first_chunk(now)
             if self._capture:
                 target.append(piece)
 
@@ -366,23 +361,10 @@ class ChatStreamReader:
         if isinstance(arguments, str):
             tool.arguments.append(arguments)
 
-    def finalize(self) -> None:
-        """Write what was reassembled so far into the record and ignore later events.
-
-        No judgement on completeness: that is on_end's (a consumer that stops reading
-        early is not necessarily an error, the caller decides).
-        """
-        if self._ended:
-            return
-        self._ended = True
-        if self._capture and self._choices:
+    def write_output(self) -> None:
+        if self._choices:
             ordered = sorted(self._choices.items())
             self._record.output_messages = [state.output_message() for _, state in ordered]
-
-    def on_end(self) -> None:
-        self.finalize()
-        if not self._record.completed:
-            self._record.set_error("truncated", "stream ended before data: [DONE]")
 
 
 # --- formats ------------------------------------------------------------------------------
@@ -392,6 +374,9 @@ class ChatCompletionsFormat:
     """``POST /chat/completions``."""
 
     operation = "chat"
+
+    def claims(self, body: Mapping[str, Any]) -> bool:
+        return is_model(body) and isinstance(body.get("messages"), list)
 
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         read_identity(body, record)
@@ -432,6 +417,9 @@ class TextCompletionsFormat:
     """Legacy ``POST /completions`` (``prompt`` in, ``choices[].text`` out)."""
 
     operation = "text_completion"
+
+    def claims(self, body: Mapping[str, Any]) -> bool:
+        return is_model(body) and isinstance(body.get("prompt"), str | list)
 
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         read_identity(body, record)

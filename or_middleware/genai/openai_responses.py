@@ -8,7 +8,6 @@ per-choice finish reasons. Streams are typed events ending in ``response.complet
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ from or_middleware.genai.content import (
     text_part,
     tool_call_part,
 )
-from or_middleware.genai.fields import as_dict, as_int, as_list, as_str, get_path
+from or_middleware.genai.fields import as_dict, as_int, as_list, as_str, get_path, is_model
 from or_middleware.genai.openai_chat import content_parts, read_tools
 from or_middleware.genai.openai_common import (
     read_error_body,
@@ -32,12 +31,21 @@ from or_middleware.genai.openai_common import (
     read_served_by,
 )
 from or_middleware.genai.record import GenerationRecord, Message
+from or_middleware.genai.stream import EventStreamReader
 
 __all__ = ["ResponsesFormat", "ResponsesStreamReader"]
 
 MAX_OUTPUT_ITEMS = 256
 
 _SYSTEM_ROLES = frozenset({"system", "developer"})
+_ROUTINE_PREFIXES = (
+    "response.output_text.",
+    "response.function_call_arguments.",
+    "response.reasoning",
+    "response.refusal.",
+    "response.content_part.",
+    "response.output_item.done",
+)
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # incomplete_details.reason -> the finish-reason vocabulary shared with Chat Completions.
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
@@ -177,25 +185,20 @@ class _ItemState:
         return parts
 
 
-class ResponsesStreamReader:
+class ResponsesStreamReader(EventStreamReader):
     """Reads the Responses event stream; keeps text per output item only when capturing."""
 
-    def __init__(self, record: GenerationRecord, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> None:
-        self._record = record
-        self._capture = record.capture_content
-        self._budget = ContentBudget(max_content_chars)
-        self._items: dict[int, _ItemState] = {}
-        self._ended = False
+    end_marker = "response.completed"
 
-    def on_event(self, event: str | None, data: str, now: float) -> None:
-        if self._ended:
-            return
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(payload, Mapping):
-            return
+    def __init__(self, record: GenerationRecord, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> None:
+        super().__init__(record, max_content_chars=max_content_chars)
+        self._items: dict[int, _ItemState] = {}
+
+    def is_routine(self, event: str | None, data: str) -> bool:
+        # Named events: deltas, their .done twins and part/item boundaries carry content only.
+        return event is not None and event.startswith(_ROUTINE_PREFIXES)
+
+    def handle(self, event: str | None, payload: Mapping[str, Any], now: float) -> None:
         record = self._record
         record.chunk_count += 1
         kind = as_str(payload.get("type")) or event or ""
@@ -211,7 +214,7 @@ class ResponsesStreamReader:
             item = as_dict(payload.get("item"))
             state = self._item(payload, as_str(item.get("type")) or "message")
             if item.get("type") == "function_call":
-                self._first_chunk(now)
+                self.first_chunk(now)
                 if state is not None:
                     state.call_id = as_str(item.get("call_id"))
                     state.name = as_str(item.get("name"))
@@ -223,10 +226,6 @@ class ResponsesStreamReader:
             self._delta(payload, now, "reasoning")
         elif kind == "response.function_call_arguments.delta":
             self._delta(payload, now, "arguments")
-
-    def _first_chunk(self, now: float) -> None:
-        if self._record.time_to_first_chunk is None:
-            self._record.time_to_first_chunk = max(0.0, now - self._record.started_at)
 
     def _item(self, payload: Mapping[str, Any], kind: str) -> _ItemState | None:
         if not self._capture:
@@ -241,36 +240,27 @@ class ResponsesStreamReader:
         delta = payload.get("delta")
         if not isinstance(delta, str) or not delta:
             return
-        self._first_chunk(now)
+        self.first_chunk(now)
         state = self._item(payload, "function_call" if target == "arguments" else "message")
         if state is not None:
             getattr(state, target).append(delta)
 
-    def finalize(self) -> None:
-        """Write what was reassembled so far into the record and ignore later events.
-
-        No judgement on completeness: that is on_end's (a consumer that stops reading
-        early is not necessarily an error, the caller decides).
-        """
-        if self._ended:
-            return
-        self._ended = True
+    def write_output(self) -> None:
         record = self._record
-        if self._capture and self._items:
+        if self._items:
             parts = [part for _, item in sorted(self._items.items()) for part in item.parts()]
             reason = record.finish_reasons[0] if record.finish_reasons else ""
             record.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": reason}]
-
-    def on_end(self) -> None:
-        self.finalize()
-        if not self._record.completed:
-            self._record.set_error("truncated", "stream ended before response.completed")
 
 
 class ResponsesFormat:
     """``POST /responses``."""
 
     operation = "chat"
+
+    def claims(self, body: Mapping[str, Any]) -> bool:
+        # input may be left out when a stored prompt or a previous response carries it
+        return is_model(body) or isinstance(body.get("prompt"), Mapping)
 
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         read_identity(body, record)

@@ -74,3 +74,20 @@ def test_byte_by_byte_equals_whole_without_content_too(name: str) -> None:
     split = observe(fmt, [raw[i : i + 1] for i in range(len(raw))], capture=False)
     assert comparable(split) == comparable(whole)
     assert whole.output_messages is None
+
+
+CONTENT_FIELDS = ("output_messages", "error_message", "input_messages", "system_instructions", "tool_definitions")
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_lazy_decoding_without_content_loses_no_fact(name: str) -> None:
+    """Without content capture, routine events are counted but not decoded (issue 15, P3):
+    every fact (ids, model, tokens, finish reasons, errors, chunk count) must still match
+    the fully decoded record's."""
+    fmt = format_for_fixture(name)
+    raw = fixture_bytes(name)
+    full = comparable(observe(fmt, raw, capture=True))
+    lazy = comparable(observe(fmt, [raw[i : i + 7] for i in range(0, len(raw), 7)], capture=False))
+    for key in (*CONTENT_FIELDS, "capture_content"):
+        full.pop(key), lazy.pop(key)
+    assert lazy == full
