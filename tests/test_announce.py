@@ -97,7 +97,9 @@ def test_the_start_up_line_says_where_spans_go_without_credentials(tmp_path):
 
 def test_debug_says_which_llm_looking_calls_were_traced_and_why_not(tmp_path):
     with serve_asgi(create_fake_upstream()) as known, serve_asgi(create_fake_upstream()) as unknown:
-        env = {"OR_MIDDLEWARE_DEBUG": "1", "OR_MIDDLEWARE_LLM_HOSTS": f"openrouter={known}/api/v1"}
+        # DETECT=listed: with the default (auto) the unknown host would be traced by request shape
+        env = {"OR_MIDDLEWARE_DEBUG": "1", "OR_MIDDLEWARE_LLM_HOSTS": f"openrouter={known}/api/v1",
+               "OR_MIDDLEWARE_DETECT": "listed"}
         with uvicorn_in(tmp_path, env) as (url, log):
             for target in (f"{known}/api/v1/chat/completions", f"{unknown}/v1/chat/completions", f"{known}/v1/other"):
                 assert httpx.get(f"{url}/call", params={"url": target}, timeout=30).status_code == 200

@@ -174,14 +174,13 @@ def test_request_shapes(path, body, expected):
 
 
 def test_debug_logs_each_llm_looking_post_and_why(upstream, receiver, caplog):
-    settings = Settings(destinations=[otlp(receiver)])
-    object.__setattr__(settings, "debug", True)  # OR_MIDDLEWARE_DEBUG=1 (the setting may not exist yet)
+    settings = Settings(destinations=[otlp(receiver)], debug=True)
     app = relay_app(f"{upstream.url}/v1/chat/completions?key=CANARY-QUERY-KEY")
     app.add_middleware(LLMTracingMiddleware, settings=settings)
-    with caplog.at_level(logging.INFO, logger="or_middleware.detection"), serve_asgi(app) as url:
+    with caplog.at_level(logging.INFO, logger="or_middleware.debug"), serve_asgi(app) as url:
         httpx.post(f"{url}/relay", json=chat_body("CANARY-PROMPT"))
         httpx.post(f"{url}/relay", content=b'{"query": "CANARY-BODY"}')
-    lines = [r.getMessage() for r in caplog.records if r.name == "or_middleware.detection"]
-    assert any(line.endswith("/v1/chat/completions: traced") for line in lines), lines
-    assert any("not traced: the body is not this API's request shape" in line for line in lines), lines
+    lines = [r.getMessage() for r in caplog.records if r.name == "or_middleware.debug"]
+    assert any("/v1/chat/completions traced as 127.0.0.1 chat (request shape" in line for line in lines), lines
+    assert any("not traced: unlisted host and the body has not this API's shape" in line for line in lines), lines
     assert not any("CANARY" in line for line in lines)
