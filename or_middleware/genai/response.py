@@ -14,6 +14,7 @@ from typing import Any
 from or_middleware.genai.content import DEFAULT_MAX_CONTENT_CHARS
 from or_middleware.genai.decoding import ContentDecoder, UnsupportedEncoding, decoder_for
 from or_middleware.genai.formats import StreamReader, WireFormat
+from or_middleware.genai.framing import JSONArrayDecoder, NDJSONDecoder, decoder_for_framing
 from or_middleware.genai.record import GenerationRecord
 from or_middleware.genai.sse import SSEDecoder
 
@@ -36,6 +37,26 @@ class _DecodedLimit(Exception):
 
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+_NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/jsonlines"})
+
+
+def stream_framing(fmt: WireFormat, record: GenerationRecord, media: str) -> str | None:
+    """How a successful response is framed: "sse", "ndjson", "json_array", or None (one JSON body).
+
+    The Content-Type decides when it names a stream; a request that asked for a stream and
+    got something else is read in the format's own stream framing (``stream_framing``, SSE
+    by default), or, under a JSON type, as the format's JSON stream (Gemini's JSON array)."""
+    if media == "text/event-stream":
+        return "sse"
+    if media in _NDJSON_TYPES:
+        return "ndjson"
+    if not record.stream:
+        return None
+    if media == "application/json" or media.endswith("+json"):
+        return getattr(fmt, "json_stream_framing", None)
+    return getattr(fmt, "stream_framing", "sse")
 
 
 class ResponseObserver:
@@ -66,7 +87,7 @@ class ResponseObserver:
         self._body: bytearray | None = bytearray()
         self._head: bytes | None = None  # first bytes of an oversized body
         self._tail: bytearray | None = None  # last bytes of an oversized body
-        self._sse: SSEDecoder | None = None
+        self._sse: SSEDecoder | NDJSONDecoder | JSONArrayDecoder | None = None
         self._reader: StreamReader | None = None
         self._decoder: ContentDecoder | None = None
         self._active = True  # still parsing
@@ -79,14 +100,13 @@ class ResponseObserver:
             self._skip(f"unsupported content-encoding {exc}")
         if 300 <= status_code < 400:
             self._skip("redirect")
-        media = _media_type(content_type)
-        json_like = media == "application/json" or media.endswith("+json")
-        # An SSE body is parsed as a stream only on success: an error status is judged by
-        # the status and its (JSON) body, never as a "truncated" stream.
-        if status_code < 300 and (media == "text/event-stream" or (record.stream and not json_like)):
+        # A stream is parsed as one only on success: an error status is judged by the
+        # status and its (JSON) body, never as a "truncated" stream.
+        framing = stream_framing(fmt, record, _media_type(content_type)) if status_code < 300 else None
+        if framing is not None:
             record.stream = True
             self._body = None
-            self._sse = SSEDecoder()
+            self._sse = SSEDecoder() if framing == "sse" else decoder_for_framing(framing)
             try:
                 self._reader = fmt.stream_reader(record, max_content_chars=max_content_chars)
             except Exception:
