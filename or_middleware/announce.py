@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from or_middleware.capture.detection import BUILTIN_HOSTS
 from or_middleware.config import DestinationSettings, Settings
+from or_middleware.secrets import safe_url
 from or_middleware.version import __version__
 
 logger = logging.getLogger("or_middleware")
@@ -34,23 +35,6 @@ LLM_PATH_ENDINGS = (
     ":generateContent", ":streamGenerateContent", "/api/chat", "/api/generate", "/v2/chat", "/v1/chat",
     ":embedContent", ":batchEmbedContents", "/api/embed", "/api/embeddings", "/v2/embed",
 )
-
-
-def safe_url(url: str) -> str:
-    """``url`` without user-info, query or fragment: what may be logged or printed."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if not parts.scheme or not parts.hostname:
-        return url.split("?", 1)[0].split("#", 1)[0]
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = f"{host}:{port}" if port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def store_location(path: str) -> str:
@@ -81,13 +65,16 @@ def startup_line(settings: Settings) -> str:
         f"(privacy {'on' if settings.privacy_for(dest) else 'off'})"
         for dest in settings.destination_settings()
     ]
-    builtin = sorted({urlsplit(url).hostname or url for _, url in BUILTIN_HOSTS})
-    extra = [f"{host.provider}={safe_url(host.base_url)}" for host in settings.llm_hosts]
-    detected = ", ".join(builtin + extra)
+    known = list(dict.fromkeys(urlsplit(url).hostname or url for _, url in BUILTIN_HOSTS))
+    detected = f"{len(known)} known API hosts ({', '.join(known[:3])}, ...)"
+    if settings.llm_hosts:
+        detected += ", LLM_HOSTS " + ", ".join(f"{h.provider}={safe_url(h.base_url)}" for h in settings.llm_hosts)
+    if getattr(settings, "detect", "listed") == "auto":
+        detected += ", and any host by request shape"
     return (
         f"or_middleware {__version__}: service {settings.resolved_service_name!r}; "
         f"destinations: {'; '.join(dests) or 'none'}; "
-        f"LLM calls detected to: {detected}"
+        f"LLM calls detected: {detected}"
         + ("; debug on (OR_MIDDLEWARE_DEBUG)" if settings.debug else "")
     )
 

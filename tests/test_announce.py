@@ -90,8 +90,8 @@ def test_the_start_up_line_says_where_spans_go_without_credentials(tmp_path):
     assert f"local -> {tmp_path / 'or_traces.db'} (privacy on)" in line  # absolute, in the app's directory
     assert "otlp -> http://127.0.0.1:1/v1/traces (privacy off)" in line
     assert "langfuse -> https://cloud.langfuse.com/api/public/otel/v1/traces (privacy on)" in line
-    assert "openrouter.ai" in line and "api.openai.com" in line and "api.anthropic.com" in line
-    assert "vllm=http://gpu:8000/v1" in line
+    assert "known API hosts (openrouter.ai, " in line
+    assert "LLM_HOSTS vllm=http://gpu:8000/v1" in line and "any host by request shape" in line
     assert CANARY not in line  # (other modules' log lines are the privacy sweep's business)
     assert "debug" not in output
 
@@ -129,7 +129,7 @@ def test_the_line_for_settings_made_in_code():
                       LangfuseDestination(public_key="pk", secret_key=CANARY, host="https://eu.langfuse.example")],
     )
     line = startup_line(settings)
-    assert "otlp -> http://collector:4318/v1/traces (privacy off)" in line
+    assert "otlp -> http://collector:4318/v1/traces?key=REDACTED (privacy off)" in line
     assert "langfuse -> https://eu.langfuse.example/api/public/otel/v1/traces (privacy on)" in line
     assert CANARY not in line
 
@@ -138,4 +138,5 @@ def test_the_line_for_settings_made_in_code():
 def test_the_store_location_is_absolute(path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert Path(store_location(path)).is_absolute()
-    assert store_location(f"postgresql://app:{CANARY}@db:5432/traces?password={CANARY}") == "postgresql://db:5432/traces"
+    location = store_location(f"postgresql://app:{CANARY}@db:5432/traces?password={CANARY}")
+    assert location.startswith("postgresql://db:5432/traces") and CANARY not in location
