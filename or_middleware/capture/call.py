@@ -271,10 +271,19 @@ class LLMCall:
         self.end("error")
 
     def on_close(self) -> None:
-        """The consumer closed the response before its end (break, early exit, cancel).
-        Not an error of the call: what was learned so far (tokens, partial output) is kept."""
+        """The consumer closed the response (break, early exit, cancel, or after the last event).
+
+        A body that had reached its documented end ([DONE], message_stop, ...) is complete,
+        however many bytes the consumer left unread after it: SDKs stop at the end marker and
+        close. Otherwise the call was abandoned, which is not an error of the call: what was
+        learned so far (tokens, partial output) is kept. A consumer that stopped at the model's
+        finish reason, before the end (LiteLLM does), saw the whole answer but not what follows
+        it (OpenRouter's usage chunk): ``closed_after_finish`` says so."""
+        if self.record.completed and not self._ended:
+            self.on_eof()
+            return
         self._abandon()
-        self.end("abandoned")
+        self.end("closed_after_finish" if self.record.finish_reasons else "abandoned")
 
     def _abandon(self) -> None:
         observer = self.observer

@@ -237,6 +237,8 @@ def _wrap_sync(module: ModuleType, original: Callable[..., Any], *, client_seam:
     def handle_request(self: Any, request: Any) -> Any:
         if not client_seam and _inside_client_seam.get():
             return original(self, request)  # traced (or found not an LLM call) at the client seam
+        if not isinstance(request.stream, module.SyncByteStream):
+            return original(self, request)  # an async body on a sync client: httpx raises its own error
         target = _target(request)
         if target is None:
             return _send_sync(original, client_seam, self, request)
@@ -270,6 +272,8 @@ def _wrap_async(module: ModuleType, original: Callable[..., Any], *, client_seam
     async def handle_async_request(self: Any, request: Any) -> Any:
         if not client_seam and _inside_client_seam.get():
             return await original(self, request)  # traced (or found not an LLM call) at the client seam
+        if not isinstance(request.stream, module.AsyncByteStream):
+            return await original(self, request)  # a sync body on an async client: httpx raises its own error
         target = _target(request)
         if target is None:
             return await _send_async(original, client_seam, self, request)

@@ -1,8 +1,21 @@
 """The requests hook: ``HTTPAdapter.send`` is the one seam every ``requests`` call passes.
 
-The response body is observed through a proxy around ``response.raw`` (urllib3's
-HTTPResponse): requests reads it with ``raw.stream(..., decode_content=True)``, so the
-chunks we see are already decompressed and the app still gets exactly the same bytes.
+The response body is observed where urllib3 reads it off the connection, never by
+replacing ``response.raw``: the app keeps urllib3's own ``HTTPResponse`` (iterable, a
+context manager, ``isinstance``-true, every method its own). A few methods of urllib3's
+``HTTPResponse`` class are wrapped once; they observe only the responses our seam
+registered (a weak mapping) and hand every other response straight to the original:
+
+- ``_raw_read``: every body read of a body that is not chunked (``read``, ``read1``,
+  ``stream``, ``drain_conn``); the end of such a body is the read that closes the
+  connection's file (urllib3 and http.client close it at Content-Length or at EOF).
+- ``_handle_chunk`` / ``read_chunked``: the bytes of a chunked body, and its end (the
+  generator returns after the last chunk).
+- ``close``: the app let go of the body before its end (``_update_chunk_length`` only
+  marks the close urllib3 makes itself before raising on a bad chunk header).
+
+The bytes we see are the wire bytes (after de-chunking, before Content-Encoding), so the
+observer decodes them itself whatever ``decode_content`` the app asked for.
 """
 
 from __future__ import annotations
@@ -15,53 +28,120 @@ from urllib.parse import urlsplit
 from or_middleware.capture.call import LLMCall, log_once, match_request
 
 _original_send: Callable[..., Any] | None = None
+# method name -> urllib3's own function of HTTPResponse, restored by uninstall()
+_urllib3_originals: dict[str, Callable[..., Any]] = {}
+# urllib3 HTTPResponse -> the call whose body it carries; entries vanish with the response
+_observed: weakref.WeakKeyDictionary[Any, LLMCall] = weakref.WeakKeyDictionary()
+_closing_on_error: set[int] = set()  # ids of responses inside urllib3's chunk-header parsing
 
 
-class ObservedRaw:
-    """Stands in for urllib3's HTTPResponse as ``response.raw``; everything not read is forwarded."""
+def _fp_closed(response: Any) -> bool:
+    fp = response._fp
+    if fp is None:
+        return True
+    isclosed = getattr(fp, "isclosed", None)
+    return bool(isclosed()) if isclosed is not None else bool(getattr(fp, "closed", False))
 
-    def __init__(self, inner: Any, call: LLMCall) -> None:
-        self._inner = inner
-        self._call = call
-        self._finalizer = weakref.finalize(self, call.on_close)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def stream(self, amt: int | None = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
-        call = self._call
+def _make_raw_read(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _raw_read(self: Any, amt: int | None = None, **kwargs: Any) -> Any:
+        call = _observed.get(self)
+        if call is None:
+            return original(self, amt, **kwargs)
         try:
-            for chunk in self._inner.stream(amt, decode_content=decode_content):
-                if decode_content:
-                    call.on_chunk(chunk)
-                yield chunk
+            data = original(self, amt, **kwargs)
+        except BaseException as exc:
+            call.on_error(exc)
+            raise
+        if data:
+            call.on_chunk(data)
+        if amt != 0 and (not data or _fp_closed(self)):
+            call.on_eof()
+        return data
+
+    return _raw_read
+
+
+def _make_handle_chunk(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _handle_chunk(self: Any, amt: int | None) -> Any:
+        data = original(self, amt)
+        call = _observed.get(self)
+        if call is not None and data:
+            call.on_chunk(data)
+        return data
+
+    return _handle_chunk
+
+
+def _make_read_chunked(original: Callable[..., Any]) -> Callable[..., Any]:
+    def read_chunked(self: Any, amt: int | None = None, decode_content: bool | None = None) -> Iterator[bytes]:
+        call = _observed.get(self)
+        if call is None:
+            return (yield from original(self, amt, decode_content=decode_content))
+        try:
+            yield from original(self, amt, decode_content=decode_content)
         except GeneratorExit:
             raise
         except BaseException as exc:
             call.on_error(exc)
             raise
         call.on_eof()
+        return None
 
-    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
-        data = self._inner.read(amt, *args, **kwargs)
-        if kwargs.get("decode_content") or self._inner.headers.get("content-encoding") in (None, "identity"):
-            self._call.on_chunk(data)
-        if not data or amt is None:
-            self._call.on_eof()
-        return data
+    return read_chunked
 
-    def close(self) -> None:
+
+def _make_update_chunk_length(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _update_chunk_length(self: Any) -> Any:
+        # urllib3 closes the response itself before raising on a bad chunk header: that
+        # close is the error's, not the app's (read_chunked records the error)
+        _closing_on_error.add(id(self))
         try:
-            self._inner.close()
+            return original(self)
         finally:
-            self._call.on_close()
-            self._finalizer.detach()
+            _closing_on_error.discard(id(self))
 
-    def release_conn(self) -> None:
+    return _update_chunk_length
+
+
+def _make_close(original: Callable[..., Any]) -> Callable[..., Any]:
+    def close(self: Any) -> Any:
         try:
-            self._inner.release_conn()
+            return original(self)
         finally:
-            self._call.on_close()
+            call = _observed.get(self)
+            if call is not None and id(self) not in _closing_on_error:
+                call.on_close()
+
+    return close
+
+
+# Not release_conn: urllib3 calls it itself when a read reaches the end of the body (the
+# read then reports the end), and requests calls it only after close().
+_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "_raw_read": _make_raw_read,
+    "_handle_chunk": _make_handle_chunk,
+    "_update_chunk_length": _make_update_chunk_length,
+    "read_chunked": _make_read_chunked,
+    "close": _make_close,
+}
+
+
+def _observe_body(call: LLMCall, response: Any) -> None:
+    raw = response.raw
+    if _is_urllib3(raw):
+        _observed[raw] = call
+        weakref.finalize(raw, call.on_close)  # never read nor closed: the span still ends
+    else:  # a custom adapter's own raw object: we cannot see its bytes
+        call.end("unobserved")
+
+
+def _is_urllib3(raw: Any) -> bool:
+    try:
+        from urllib3.response import HTTPResponse
+    except ImportError:
+        return False
+    return bool(_urllib3_originals) and isinstance(raw, HTTPResponse)
 
 
 def _body_bytes(body: Any) -> bytes | None:
@@ -107,10 +187,8 @@ def _traced_send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
     finally:
         call.deactivate()
     try:
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        headers.pop("content-encoding", None)  # requests hands us decoded bytes
-        call.on_response(response.status_code, headers)
-        response.raw = ObservedRaw(response.raw, call)
+        call.on_response(response.status_code, {k.lower(): v for k, v in response.headers.items()})
+        _observe_body(call, response)
     except Exception:
         log_once("requests response wrap")
         call.end("error")
@@ -124,11 +202,19 @@ def install() -> None:
     global _original_send
     try:
         from requests.adapters import HTTPAdapter
+        from urllib3.response import HTTPResponse
     except ImportError:
         return
-    if _original_send is None:
-        _original_send = HTTPAdapter.send
-        HTTPAdapter.send = _traced_send  # type: ignore[method-assign]
+    if _original_send is not None:
+        return
+    if not all(callable(HTTPResponse.__dict__.get(name)) for name in _WRAPPERS):
+        return  # urllib3 1.x: no seam to read the body at; leave requests alone
+    for name, wrap in _WRAPPERS.items():
+        original = HTTPResponse.__dict__[name]
+        _urllib3_originals[name] = original
+        setattr(HTTPResponse, name, wrap(original))
+    _original_send = HTTPAdapter.send
+    HTTPAdapter.send = _traced_send  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
@@ -136,6 +222,10 @@ def uninstall() -> None:
     if _original_send is None:
         return
     from requests.adapters import HTTPAdapter
+    from urllib3.response import HTTPResponse
 
     HTTPAdapter.send = _original_send  # type: ignore[method-assign]
     _original_send = None
+    for name, original in _urllib3_originals.items():
+        setattr(HTTPResponse, name, original)
+    _urllib3_originals.clear()
