@@ -9,6 +9,7 @@ from collections.abc import Sequence
 # One module per subcommand (demo, check, report/tail/prune, ...); each adds its parsers.
 COMMAND_MODULES = (
     "or_middleware.demo.command",
+    "or_middleware.demo.fake_command",
     "or_middleware.check",
     "or_middleware.report.command",
 )

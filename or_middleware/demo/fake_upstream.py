@@ -37,7 +37,8 @@ whose last ``/`` segment is a scenario (``fake/error_429``):
 - ``truncated``  streams stop after half the content with no terminal event; JSON bodies are cut
   in half (valid Content-Length for what is sent).
 - ``slow``  sleep between SSE events (100 ms, or header ``x-fake-chunk-delay-ms``; that header
-  alone also enables the delay, also before the first event).
+  alone also enables the delay, also before the first event). Header
+  ``x-fake-first-chunk-delay-ms``: a wait before the first event only (a slow time to first chunk).
 - ``gzip``  gzip ``Content-Encoding`` for JSON and for streams (sync-flushed per event).
 - ``invalid_json``  200 with ``application/json`` (or a ``data:`` line) that is not JSON.
 - ``reasoning``  reasoning tokens (5) and reasoning deltas (chat on OpenRouter: ``delta.reasoning``;
@@ -49,12 +50,12 @@ N words), ``x-fake-response-model`` (the served model, e.g. for ``openrouter/aut
 ``x-fake-provider`` (OpenRouter ``provider``, default ``FakeProvider``).
 
 Every request is appended to ``app.state.received`` (:class:`ReceivedRequest`).
-Run standalone: ``python -m or_middleware.demo.fake_upstream --port 8765``.
+Run standalone: ``or-middleware fake-upstream --port 8765`` (:mod:`or_middleware.demo.fake_command`;
+its switches set default headers for every request).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gzip
 import json
@@ -127,10 +128,12 @@ def encode_event(event: wire.Event) -> bytes:
 class FakeUpstream:
     """The request handler; holds the id counter and what was served."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: dict[str, str] | None = None, keep: int | None = None) -> None:
         self.received: list[ReceivedRequest] = []
         self.generations: dict[str, dict[str, Any]] = {}
         self.count = 0
+        self.defaults = {k.lower(): v for k, v in (defaults or {}).items()}  # x-fake-* for every request
+        self.keep = keep  # None: every request is kept (tests); a number bounds a long-running fake
 
     async def handle(self, request: Request) -> Response:
         raw = await request.body()
@@ -139,8 +142,15 @@ class FakeUpstream:
         except ValueError:
             parsed = None
         headers = {k.lower(): v for k, v in request.headers.items()}
+        for name, value in self.defaults.items():
+            mine = headers.get(name)
+            headers[name] = f"{value},{mine}" if mine and name == "x-fake-scenario" else mine or value
         self.received.append(ReceivedRequest(request.method, request.url.path, request.url.query,
                                              headers, raw, parsed))
+        if self.keep is not None and len(self.received) > 2 * self.keep:
+            del self.received[: -self.keep]
+            while len(self.generations) > self.keep:
+                del self.generations[next(iter(self.generations))]
         if request.url.path == "/api/v1/generation":
             gen = self.generations.get(request.query_params.get("id", ""))
             return JSONResponse({"data": gen}) if gen else _error("openrouter", "chat", 404, "Not found")
@@ -215,12 +225,16 @@ class FakeUpstream:
         if "gzip" in scenarios:
             extra["content-encoding"] = "gzip"
         extra["cache-control"] = "no-cache"
-        return StreamingResponse(_emit(frames, delay, "gzip" in scenarios), headers=extra,
+        first_ms = headers.get("x-fake-first-chunk-delay-ms", "")
+        first = int(first_ms) / 1000 if first_ms.isdigit() else 0.0
+        return StreamingResponse(_emit(frames, delay, "gzip" in scenarios, first), headers=extra,
                                  media_type="text/event-stream; charset=utf-8")
 
 
-async def _emit(frames: list[bytes], delay: float, compress: bool) -> AsyncIterator[bytes]:
+async def _emit(frames: list[bytes], delay: float, compress: bool, first: float = 0.0) -> AsyncIterator[bytes]:
     zipper = zlib.compressobj(wbits=31) if compress else None  # wbits=31: gzip container
+    if first:
+        await asyncio.sleep(first)
     for frame in frames:
         if delay:
             await asyncio.sleep(delay)
@@ -264,9 +278,9 @@ def _error(flavour: str, fmt: str, status: int, message: str,
     return JSONResponse(wire.error_body(flavour, fmt, status, message), status_code=status, headers=headers)
 
 
-def create_fake_upstream() -> Starlette:
-    """A fresh fake; ``app.state.received`` lists every request it got."""
-    fake = FakeUpstream()
+def create_fake_upstream(defaults: dict[str, str] | None = None, keep: int | None = None) -> Starlette:
+    """A fresh fake; ``app.state.received`` lists every request it got (the last ``keep`` ones)."""
+    fake = FakeUpstream(defaults, keep)
     app = Starlette(routes=[Route("/{path:path}", fake.handle, methods=["GET", "POST", "PUT", "DELETE"])])
     app.state.received = fake.received
     app.state.generations = fake.generations
@@ -274,13 +288,9 @@ def create_fake_upstream() -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn  # only needed to run standalone (test/demo extra)
+    from or_middleware.demo.fake_command import main as command_main
 
-    parser = argparse.ArgumentParser(description="Run the fake LLM upstream.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    args = parser.parse_args(argv)
-    uvicorn.run(create_fake_upstream(), host=args.host, port=args.port, log_level="warning")
+    raise SystemExit(command_main(argv))
 
 
 if __name__ == "__main__":
