@@ -57,7 +57,8 @@ def test_anthropic_base_url_and_an_error_for_every_call():
         assert env["OR_MIDDLEWARE_LLM_HOSTS"] == f"anthropic={env['ANTHROPIC_BASE_URL']}/v1"
         client = anthropic.Anthropic(base_url=env["ANTHROPIC_BASE_URL"], api_key="unused", max_retries=0)
         with pytest.raises(anthropic.APIStatusError) as raised:
-            client.messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "x"}])
+            client.messages.create(model="claude-sonnet-4-5", max_tokens=50,
+                                   messages=[{"role": "user", "content": "x"}])
         assert raised.value.status_code == 529
 
 
@@ -75,7 +76,8 @@ def test_slow_first_chunk_and_a_midstream_error():
     with fake_upstream("--first-chunk-delay-ms", "400", "--scenario", "midstream_error") as env:
         client = openai.OpenAI(base_url=env["OPENAI_BASE_URL"], api_key="unused", max_retries=0)
         started = time.monotonic()
-        stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "a b c d"}])
+        stream = client.chat.completions.create(model="m", stream=True,
+                                                messages=[{"role": "user", "content": "a b c d"}])
         chunks = []
         with pytest.raises(openai.APIError):
             for chunk in stream:
