@@ -10,6 +10,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -33,6 +36,24 @@ from or_middleware.runtime import TracingRuntime, default_runtime
 logger = logging.getLogger(__name__)
 _W3C = TraceContextTextMapPropagator()
 _logged: set[str] = set()
+
+
+# True while an outer seam (an httpx client's) sends a request: the seams below it (the default
+# transport, aiohttp inside an httpx transport) stand aside, so a call is traced once.
+_outer_seam: ContextVar[bool] = ContextVar("or_middleware_outer_seam", default=False)
+
+
+def inside_outer_seam() -> bool:
+    return _outer_seam.get()
+
+
+@contextmanager
+def outer_seam() -> Iterator[None]:
+    token = _outer_seam.set(True)
+    try:
+        yield
+    finally:
+        _outer_seam.reset(token)
 
 
 def log_once(where: str) -> None:
@@ -126,6 +147,8 @@ class LLMCall:
         self._end_lock = threading.Lock()
         self._ended = False
         self._token: object | None = None
+        self._last_byte = b""  # of the body bytes the consumer took so far
+        self._encoded = False  # the body bytes we see are Content-Encoded
 
     # -- request ----------------------------------------------------------------------------
 
@@ -234,6 +257,7 @@ class LLMCall:
             return
         try:
             self.generation_id = headers.get("x-generation-id")
+            self._encoded = bool(headers.get("content-encoding"))
             self.observer = ResponseObserver(
                 self.target.fmt,
                 self.record,
@@ -248,7 +272,8 @@ class LLMCall:
 
     def on_chunk(self, chunk: bytes) -> None:
         observer = self.observer
-        if observer is not None:
+        if observer is not None and chunk:
+            self._last_byte = chunk[-1:]
             try:
                 observer.feed(chunk, time.perf_counter())
             except Exception:
@@ -279,7 +304,14 @@ class LLMCall:
         learned so far (tokens, partial output) is kept. A consumer that stopped at the model's
         finish reason, before the end (LiteLLM does), saw the whole answer but not what follows
         it (OpenRouter's usage chunk): ``closed_after_finish`` says so."""
-        if self.record.completed and not self._ended:
+        if self._ended:
+            return
+        record = self.record
+        if not record.completed and record.stream and self._last_byte in (b"\n", b"\r") and not self._encoded:
+            # The consumer stopped after a whole line (a line reader at "data: [DONE]"): the
+            # event those lines make is one it read, though its blank line was not yet taken.
+            self.on_chunk(b"\r\n" if self._last_byte == b"\r" else b"\n")
+        if record.completed:
             self.on_eof()
             return
         self._abandon()

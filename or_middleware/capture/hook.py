@@ -23,12 +23,11 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
-from or_middleware.capture import requests_hook
-from or_middleware.capture.call import CallTarget, LLMCall, log_once, match_request
+from or_middleware.capture import aiohttp_hook, requests_hook
+from or_middleware.capture.call import CallTarget, LLMCall, inside_outer_seam, log_once, match_request, outer_seam
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +36,6 @@ _lock = threading.Lock()
 # (class, attribute) -> the original function, restored by uninstall()
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 _switched_off = False  # uninstall() was called: middleware built later does not reinstall
-# True while a client-level seam sends a request: the transport seam below it stands aside.
-_inside_client_seam: ContextVar[bool] = ContextVar("or_middleware_inside_client_seam", default=False)
 
 
 def _target(request: Any) -> CallTarget | None:
@@ -214,28 +211,22 @@ async def _read_async_body(
 def _send_sync(original: Callable[..., Any], client_seam: bool, self: Any, request: Any) -> Any:
     if not client_seam:
         return original(self, request)
-    token = _inside_client_seam.set(True)
-    try:
+    with outer_seam():
         return original(self, request)
-    finally:
-        _inside_client_seam.reset(token)
 
 
 async def _send_async(original: Callable[..., Any], client_seam: bool, self: Any, request: Any) -> Any:
     if not client_seam:
         return await original(self, request)
-    token = _inside_client_seam.set(True)
-    try:
+    with outer_seam():
         return await original(self, request)
-    finally:
-        _inside_client_seam.reset(token)
 
 
 def _wrap_sync(module: ModuleType, original: Callable[..., Any], *, client_seam: bool = False) -> Callable[..., Any]:
     observed, _, replay, _ = _make_streams(module)
 
     def handle_request(self: Any, request: Any) -> Any:
-        if not client_seam and _inside_client_seam.get():
+        if not client_seam and inside_outer_seam():
             return original(self, request)  # traced (or found not an LLM call) at the client seam
         if not isinstance(request.stream, module.SyncByteStream):
             return original(self, request)  # an async body on a sync client: httpx raises its own error
@@ -270,7 +261,7 @@ def _wrap_async(module: ModuleType, original: Callable[..., Any], *, client_seam
     _, observed, _, replay = _make_streams(module)
 
     async def handle_async_request(self: Any, request: Any) -> Any:
-        if not client_seam and _inside_client_seam.get():
+        if not client_seam and inside_outer_seam():
             return await original(self, request)  # traced (or found not an LLM call) at the client seam
         if not isinstance(request.stream, module.AsyncByteStream):
             return await original(self, request)  # a sync body on an async client: httpx raises its own error
@@ -345,6 +336,7 @@ def install(*, by_middleware: bool = False) -> None:
                 _patch(async_cls, "handle_async_request", _wrap_async(module, async_cls.handle_async_request))
             _patch_client_seam(module)
         requests_hook.install()
+        aiohttp_hook.install()
 
 
 def uninstall() -> None:
@@ -356,6 +348,7 @@ def uninstall() -> None:
             setattr(cls, attribute, original)
         _originals.clear()
         requests_hook.uninstall()
+        aiohttp_hook.uninstall()
 
 
 def installed() -> bool:
