@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from opentelemetry.context import Context
@@ -110,6 +111,26 @@ _runtimes: list[TracingRuntime] = []
 _atexit_registered = False
 
 
+# Called with each new runtime (or_middleware.testing attaches its in-memory capture this way).
+_observers: list[Callable[[TracingRuntime], None]] = []
+
+
+def add_runtime_observer(observer: Callable[[TracingRuntime], None]) -> None:
+    with _lock:
+        _observers.append(observer)
+
+
+def remove_runtime_observer(observer: Callable[[TracingRuntime], None]) -> None:
+    with _lock:
+        if observer in _observers:
+            _observers.remove(observer)
+
+
+def live_runtimes() -> list[TracingRuntime]:
+    with _lock:
+        return list(_runtimes)
+
+
 def _register(runtime: TracingRuntime) -> None:
     global _atexit_registered
     with _lock:
@@ -117,6 +138,12 @@ def _register(runtime: TracingRuntime) -> None:
         if not _atexit_registered:
             atexit.register(shutdown_all)
             _atexit_registered = True
+        observers = list(_observers)
+    for observer in observers:
+        try:
+            observer(runtime)
+        except Exception:
+            logger.exception("or_middleware: a runtime observer failed")
 
 
 def _unregister(runtime: TracingRuntime) -> None:

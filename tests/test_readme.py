@@ -16,6 +16,7 @@ from tests.support.real_servers import REPO_ROOT
 README = (REPO_ROOT / "README.md").read_text()
 DOCS = sorted((REPO_ROOT / "docs").glob("*.md"))
 FENCE = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.S | re.M)
+EXAMPLE_TESTS = REPO_ROOT / "examples" / "testing_your_app" / "test_llm_app.py"
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -58,6 +59,7 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Setti
 def test_the_python_blocks_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "console")
+    monkeypatch.syspath_prepend(str(EXAMPLE_TESTS.parent))  # the testing guide imports its llm_app
     code = blocks("python")
     assert len(code) >= 3
     namespace: dict[str, object] = {"__name__": "readme"}
@@ -71,6 +73,13 @@ def test_the_python_blocks_run(tmp_path, monkeypatch):
     assert isinstance(namespace["app"], FastAPI)
     assert isinstance(namespace["flask_app"], Flask)
     assert isinstance(namespace["flask_app"].wsgi_app, LLMTracingWSGIMiddleware)
+
+
+def test_the_testing_guide_shows_a_test_of_the_sample_suite():
+    """The README's pytest example is code the sample suite runs (tests/test_testing_kit.py)."""
+    [guide] = [b for b in blocks("python") if "capllm" in b]
+    example = EXAMPLE_TESTS.read_text()
+    assert all(line in example for line in guide.splitlines()), "README's test drifted from the sample suite"
 
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.stem)
