@@ -14,6 +14,7 @@ from or_middleware import context
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
+from or_middleware.inbound import redact_server_span, sanitize_fields
 from or_middleware.ratelimit import send_asgi_429
 from or_middleware.startup import start_tracing
 
@@ -40,6 +41,8 @@ class LLMTracingMiddleware:
             tracer_provider=self.runtime.tracer_provider,
             meter_provider=NoOpMeterProvider(),
             exclude_spans=["receive", "send"],
+            server_request_hook=redact_server_span,  # no credential in URL attributes
+            http_capture_headers_sanitize_fields=sanitize_fields(),  # nor in captured headers
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -70,10 +70,10 @@ def scrub_secrets(text: str) -> str:
 
 # Names (headers, query parameters, cookies) whose values are credentials. Matched anywhere in
 # the name, case-insensitively: x-api-key, api_key, apikey, access_token, client_secret, ...
-_SENSITIVE_NAME = re.compile(
-    r"auth|cookie|token|secret|passw|pwd|key|credential|signature|^sig$|session|csrf|xsrf|jwt|bearer|^code$",
-    re.IGNORECASE,
+SENSITIVE_NAME_PATTERN = (
+    r"auth|cookie|token|secret|passw|pwd|key|credential|signature|^sig$|session|csrf|xsrf|jwt|bearer|^code$"
 )
+_SENSITIVE_NAME = re.compile(SENSITIVE_NAME_PATTERN, re.IGNORECASE)
 _MAX_NAME = 256
 
 

@@ -16,6 +16,7 @@ from or_middleware import context
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
+from or_middleware.inbound import redact_server_span
 from or_middleware.ratelimit import wsgi_429
 from or_middleware.startup import start_tracing
 
@@ -60,6 +61,8 @@ class LLMTracingWSGIMiddleware:
             self._with_identity,
             tracer_provider=self.runtime.tracer_provider,
             meter_provider=NoOpMeterProvider(),
+            request_hook=redact_server_span,  # no credential in URL attributes or captured headers
+            response_hook=redact_server_span,
         )
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:

@@ -45,7 +45,7 @@ from or_middleware.export.encoders import OtlpJson, OtlpProtobuf, SpanEncoding
 from or_middleware.export.pipeline import DestinationPipeline
 from or_middleware.export.posthog import PostHogEvents
 from or_middleware.export.preparation import SpanPreparation
-from or_middleware.export.privacy import ContentRedaction, SecretScrubber, detach_from_parent, strip_content
+from or_middleware.export.privacy import ContentRedaction, CredentialScrubber, PrivacyAllowlist, detach_from_parent
 from or_middleware.export.redaction import PIIRedactor
 from or_middleware.export.selection import SpanSelection
 from or_middleware.export.sinks import ExporterSink, SpanSink
@@ -253,15 +253,15 @@ def build_preparation(dest: DestinationSettings, settings: Settings, target: Wir
     transforms: list[DraftTransform] = []
     if dest.span_scope == "genai":
         transforms.append(detach_from_parent)
-    if settings.privacy_for(dest):
-        transforms.append(strip_content)
+    if settings.privacy_for(dest):  # before the dialect: it derives its attributes from allowed ones only
+        transforms.append(PrivacyAllowlist())
     elif settings.redacts_pii_for(dest):
         transforms.append(ContentRedaction(PIIRedactor(settings.pii_patterns, settings.pii_phone_region)))
     if target is not None and target.resource:
         transforms.append(ResourceAttributes(target.resource))
     if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
         transforms.append(DIALECTS[dest.resolved_dialect])
-    transforms.append(SecretScrubber())
+    transforms.append(CredentialScrubber())
     return SpanPreparation(SpanSelection(dest.filter, dest.sample_rate), transforms)
 
 

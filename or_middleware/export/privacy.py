@@ -1,38 +1,94 @@
-"""Privacy transforms of a destination's span drafts: no content, redacted content, no secrets.
+"""Privacy transforms of a destination's span drafts: no content, redacted content, no credentials.
 
-- :func:`strip_content` (privacy mode): every content attribute (``spans.CONTENT_ATTRIBUTES``:
-  prompts, completions, system text, tool definitions and arguments, error bodies) is removed
-  from the span and its events. Tokens, cost, timing, model and metadata stay.
+- :class:`PrivacyAllowlist` (privacy mode): the span keeps only the attributes
+  :mod:`or_middleware.export.allowlist` knows to hold no content, for its kind (GenAI, server,
+  other); exception events shrink to the exception type, the status description to that type;
+  other events and link attributes are dropped. Unknown means dropped: privacy fails closed.
 - :class:`ContentRedaction` (``REDACT_PII``): content stays, PII in it becomes placeholders.
-- :func:`scrub_secrets_everywhere` (always, every destination): secrets in any string of
-  the span, its events, links, status and resource become ``[SECRET]``.
+- :class:`CredentialScrubber` (always, every destination): credential headers captured on the
+  server span are dropped, URLs lose user info and sensitive query values, and secrets in any
+  string that can hold one (span, events, links, status, resource) become ``[SECRET]``.
+
+Each transform touches the draft only when it changes something, so a span nobody changed is
+exported as the very object the SDK made (no rebuild).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event
-from opentelemetry.trace import Link, Status
+from opentelemetry.trace import Link, Status, StatusCode
 
+from or_middleware.export import allowlist
 from or_middleware.export.draft import SpanDraft
-from or_middleware.export.redaction import PIIRedactor, scrub_secrets
+from or_middleware.export.redaction import PIIRedactor
+from or_middleware.secrets import safe_query, safe_url, scrub_secrets
 from or_middleware.spans import CONTENT_ATTRIBUTES
 
 ORIGINAL_PARENT = "or_middleware.original_parent_span_id"
+_MAX_TYPE_CHARS = 200  # an exception type is a qualified class name
 
 
-def _without_content(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (attributes or {}).items() if k not in CONTENT_ATTRIBUTES}
+# -- privacy mode: the allowlist ---------------------------------------------------------------
 
 
-def strip_content(draft: SpanDraft) -> None:
-    for key in [k for k in draft.attributes if k in CONTENT_ATTRIBUTES]:
-        del draft.attributes[key]
-    if any(key in CONTENT_ATTRIBUTES for event in draft.events for key in (event.attributes or {})):
-        draft.events = [Event(e.name, _without_content(e.attributes), e.timestamp) for e in draft.events]
+def _exception_type(events: Sequence[Event]) -> str | None:
+    for event in reversed(events):
+        if event.name == allowlist.EXCEPTION_EVENT:
+            value = (event.attributes or {}).get(allowlist.EXCEPTION_TYPE)
+            if isinstance(value, str) and value:
+                return value[:_MAX_TYPE_CHARS]
+    return None
+
+
+class PrivacyAllowlist:
+    """A privacy-mode destination's span: known non-content attributes only (see module doc)."""
+
+    def __call__(self, draft: SpanDraft) -> None:
+        allowed = allowlist.genai_attribute_allowed if draft.is_genai else allowlist.http_attribute_allowed
+        current = draft.current
+        if any(not allowed(key) for key in current):
+            draft.attributes = {key: value for key, value in current.items() if allowed(key)}
+        if draft.events:
+            self._events(draft)
+        if draft.links and any(link.attributes for link in draft.links):
+            draft.links = [Link(link.context) for link in draft.links]
+        self._status(draft)
+
+    @staticmethod
+    def _events(draft: SpanDraft) -> None:
+        kept: list[Event] = []
+        for event in draft.events:
+            if not allowlist.event_allowed(event.name):
+                continue
+            attributes = event.attributes or {}
+            if all(allowlist.event_attribute_allowed(event.name, key) for key in attributes):
+                kept.append(event)
+            else:
+                clean = {k: v for k, v in attributes.items() if allowlist.event_attribute_allowed(event.name, k)}
+                kept.append(Event(event.name, clean, event.timestamp))
+        if len(kept) != len(draft.events) or any(a is not b for a, b in zip(kept, draft.events, strict=True)):
+            draft.events = kept
+
+    @staticmethod
+    def _status(draft: SpanDraft) -> None:
+        """An error's description is the app's exception text (``BadRequestError: ... <the
+        prompt>``): it becomes the exception type, else the span's ``error.type``, else nothing."""
+        status = draft.status
+        if not status.description:
+            return
+        error_type = draft.current.get("error.type")
+        if status.description == error_type:
+            return
+        reduced = _exception_type(draft.events) or (str(error_type)[:_MAX_TYPE_CHARS] if error_type else None)
+        draft.status = Status(status.status_code, reduced) if status.status_code is StatusCode.ERROR \
+            else Status(status.status_code)
+
+
+# -- REDACT_PII ----------------------------------------------------------------------------------
 
 
 def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
@@ -43,58 +99,95 @@ def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
     return value
 
 
-def _changed(attributes: Mapping[str, Any] | None, change: Callable[[str], str],
-             keys: frozenset[str] | None = None) -> dict[str, Any] | None:
-    """The attributes with ``change`` applied to their strings, or None when nothing changed."""
+def _changed(attributes: Mapping[str, Any] | None, change: Callable[[str, Any], Any]) -> dict[str, Any] | None:
+    """The attributes with ``change(key, value)`` applied, or None when nothing changed."""
     if not attributes:
         return None
-    out: dict[str, Any] = {}
-    differs = False
-    for key, value in attributes.items():
-        new = value if keys is not None and key not in keys else _map_strings(value, change)
-        differs = differs or new != value
-        out[key] = new
-    return out if differs else None
+    out: dict[str, Any] | None = None
+    for index, (key, value) in enumerate(attributes.items()):
+        new = change(key, value)
+        if out is None and new is not value and new != value:
+            out = dict(list(attributes.items())[:index])
+        if out is not None:
+            out[key] = new
+    return out
 
 
 class ContentRedaction:
     """PII placeholders in the content attributes of a span and its events."""
 
     def __init__(self, redactor: PIIRedactor) -> None:
-        self._redactor = redactor
+        self._redact = redactor.redact_content
+
+    def _change(self, key: str, value: Any) -> Any:
+        return _map_strings(value, self._redact) if key in CONTENT_ATTRIBUTES else value
 
     def __call__(self, draft: SpanDraft) -> None:
-        redact = self._redactor.redact_content
-        for key, value in list(draft.attributes.items()):
-            if key in CONTENT_ATTRIBUTES:
-                draft.attributes[key] = _map_strings(value, redact)
-        draft.events = [
-            Event(e.name, changed, e.timestamp)
-            if (changed := _changed(e.attributes, redact, CONTENT_ATTRIBUTES)) is not None else e
-            for e in draft.events
-        ]
+        changed = _changed(draft.current, self._change)
+        if changed is not None:
+            draft.attributes = changed
+        if draft.events:
+            events = [Event(e.name, new, e.timestamp) if (new := _changed(e.attributes, self._change)) is not None
+                      else e for e in draft.events]
+            if any(a is not b for a, b in zip(events, draft.events, strict=True)):
+                draft.events = events
 
 
-class SecretScrubber:
-    """``[SECRET]`` for keys and tokens in every string a span carries (resources are cached)."""
+# -- always: credentials -------------------------------------------------------------------------
+
+# URL-valued attributes (inbound server spans, outbound client spans, other instrumentations).
+_URL_KEYS = frozenset({"http.url", "url.full", "http.target"})
+_QUERY_KEYS = frozenset({"url.query"})
+# String attributes whose values are enumerations, hashes, ids or numbers as text: they cannot
+# hold a credential, so the scrubber does not read them (the per-span cost is in the strings).
+_NO_SECRETS = frozenset({
+    "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.output.type",
+    "gen_ai.response.finish_reasons", "or_middleware.response.native_finish_reasons",
+    "or_middleware.cost.source", "or_middleware.stream.outcome", "or_middleware.linkage",
+    "or_middleware.prompt.sha256", ORIGINAL_PARENT, "http.method", "http.request.method", "http.scheme",
+    "url.scheme", "http.flavor", "network.protocol.version", "net.peer.ip", "client.address",
+    "network.peer.address", "user_agent.synthetic.type",
+})
+
+
+def _scrub_value(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if key in _NO_SECRETS:
+            return value
+        if key in _URL_KEYS:
+            value = safe_url(value)
+        elif key in _QUERY_KEYS:
+            value = safe_query(value)
+        return scrub_secrets(value)
+    if isinstance(value, tuple | list) and value and isinstance(value[0], str) and key not in _NO_SECRETS:
+        return _map_strings(value, scrub_secrets)
+    return value
+
+
+class CredentialScrubber:
+    """No credential leaves, whatever the destination's settings (see module doc)."""
 
     def __init__(self) -> None:
         self._resources: dict[int, tuple[Resource, Resource]] = {}
 
     def __call__(self, draft: SpanDraft) -> None:
-        changed = _changed(draft.attributes, scrub_secrets)
+        current = draft.current
+        if any(allowlist.is_credential_header(key) for key in current):
+            current = {k: v for k, v in current.items() if not allowlist.is_credential_header(k)}
+            draft.attributes = current
+        changed = _changed(current, _scrub_value)
         if changed is not None:
             draft.attributes = changed
         if draft.events:
-            draft.events = [
-                Event(e.name, new, e.timestamp) if (new := _changed(e.attributes, scrub_secrets)) is not None else e
-                for e in draft.events
-            ]
-        if draft.links:
-            draft.links = [
-                Link(link.context, new) if (new := _changed(link.attributes, scrub_secrets)) is not None else link
-                for link in draft.links
-            ]
+            events = [Event(e.name, new, e.timestamp) if (new := _changed(e.attributes, _scrub_value)) is not None
+                      else e for e in draft.events]
+            if any(a is not b for a, b in zip(events, draft.events, strict=True)):
+                draft.events = events
+        if draft.links and any(link.attributes for link in draft.links):
+            links = [Link(link.context, new) if (new := _changed(link.attributes, _scrub_value)) is not None
+                     else link for link in draft.links]
+            if any(a is not b for a, b in zip(links, draft.links, strict=True)):
+                draft.links = links
         description = draft.status.description
         if description and (clean := scrub_secrets(description)) != description:
             draft.status = Status(draft.status.status_code, clean)
@@ -104,7 +197,7 @@ class SecretScrubber:
         cached = self._resources.get(id(resource))
         if cached is not None and cached[0] is resource:
             return cached[1]
-        changed = _changed(resource.attributes, scrub_secrets)
+        changed = _changed(resource.attributes, _scrub_value)
         clean = Resource(changed, resource.schema_url) if changed is not None else resource
         if len(self._resources) > 64:
             self._resources.clear()
