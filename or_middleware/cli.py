@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "or_middleware.demo.fake_command",
     "or_middleware.check",
     "or_middleware.report.command",
+    "or_middleware.ui.command",
 )
 
 

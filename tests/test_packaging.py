@@ -61,6 +61,9 @@ def test_wheel_and_sdist_build_and_install_cleanly(built: tuple[Path, Path], tmp
         wheel_files = archive.namelist()
     assert "or_middleware/py.typed" in wheel_files
     assert "or_middleware/instrumentor.py" in wheel_files
+    # the Activity Explorer works offline from the wheel: its chart library (with its license) and templates
+    assert {"or_middleware/ui/static/uPlot.iife.min.js", "or_middleware/ui/static/uPlot.LICENSE.txt",
+            "or_middleware/ui/static/explorer.js", "or_middleware/ui/templates/base.html"} <= set(wheel_files)
     assert not [f for f in wheel_files if f.startswith(("tests/", "examples/", "benchmarks/"))]
     with tarfile.open(sdist) as archive:
         sdist_files = {Path(*Path(name).parts[1:]).as_posix() for name in archive.getnames()}

@@ -1,0 +1,119 @@
+"""Figures over time for the charts: buckets and percentiles computed in SQL, a few rows back per bucket.
+
+Percentiles over time use window functions: each bucket's values are ranked in SQL and only the
+two ranks around each wanted percentile come back, interpolated here with the formula of
+``statistics.quantiles(method="inclusive")`` (what ``report`` uses), so a bucket holding every
+call of the range gives exactly the report's figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from or_middleware.report.figures import NONE_KEY, group_expression
+from or_middleware.ui.source import Reader
+
+OTHER_KEY = "(other)"
+MAX_SERIES = 6  # groups drawn one by one; the rest are summed as (other)
+NICE_STEPS_S = (1, 5, 10, 30, 60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400)
+MAX_BUCKETS = 72
+
+
+def bucket_width_ns(first_nano: int, last_nano: int) -> int:
+    """The smallest nice step that cuts [first, last] into at most MAX_BUCKETS buckets."""
+    span_s = max(0, last_nano - first_nano) / 1e9
+    step = next((s for s in NICE_STEPS_S if span_s / s <= MAX_BUCKETS), None)
+    if step is None:  # years of data: whole days, as many as it takes
+        step = 86_400 * math.ceil(span_s / MAX_BUCKETS / 86_400)
+    return step * 1_000_000_000
+
+
+def interpolated(ranked: dict[int, float], n: int, p: int) -> float | None:
+    """The p-th inclusive percentile of n sorted values of which ``ranked`` holds the ranks needed."""
+    if n == 0:
+        return None
+    if n == 1:
+        return float(ranked[0])
+    j, delta = divmod(p * (n - 1), 100)
+    return (ranked[j] * (100 - delta) + ranked[j + 1] * delta) / 100
+
+
+def keyed(expression: str, keys: Sequence[str]) -> tuple[str, list[object]]:
+    """SQL naming each row's group: one of ``keys``, (none), or (other); with its bound values."""
+    text = f"CAST({expression} AS TEXT)"
+    if not keys:
+        return f"CASE WHEN COALESCE({text}, '') = '' THEN '{NONE_KEY}' ELSE '{OTHER_KEY}' END", []
+    marks = ", ".join("?" * len(keys))
+    return (f"CASE WHEN COALESCE({text}, '') = '' THEN '{NONE_KEY}' WHEN {text} IN ({marks}) THEN {text} "
+            f"ELSE '{OTHER_KEY}' END", list(keys))
+
+
+@dataclass
+class Series:
+    """Bucket starts (unix seconds) and, per chart, one list of values per named line."""
+
+    times: list[float] = field(default_factory=list)
+    lines: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
+    step_s: float = 60.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"times": self.times, "step": self.step_s, "charts": self.lines}
+
+
+def percentiles(reader: Reader, value: str, parts: Sequence[str], part_values: Sequence[object], where: str,
+                values: Sequence[object], ps: Sequence[int]) -> dict[tuple[object, ...], dict[int, float | None]]:
+    """The ps-th percentiles of ``value`` per partition (the tuple of the ``parts`` SQL expressions' values).
+
+    ``part_values`` are the bound values of the ``parts`` expressions, ``values`` those of ``where``.
+    """
+    partition = ", ".join(parts)
+    selected = ", ".join(f"{part} AS part{i}" for i, part in enumerate(parts))
+    wanted = " OR ".join(f"r = (n - 1) * {p} / 100 OR r = (n - 1) * {p} / 100 + 1" for p in ps)
+    sql = (f"SELECT * FROM (SELECT {selected}, {value} AS v, "
+           f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {value}) - 1 AS r, "
+           f"COUNT(*) OVER (PARTITION BY {partition}) AS n "
+           f"FROM generations WHERE {where} AND {value} IS NOT NULL) AS ranked WHERE {wanted}")
+    ranks: dict[tuple[object, ...], dict[int, float]] = defaultdict(dict)
+    counts: dict[tuple[object, ...], int] = {}
+    for *part, v, r, n in reader.execute(sql, [*part_values, *part_values, *part_values, *values]):
+        ranks[tuple(part)][int(r)] = float(v)
+        counts[tuple(part)] = int(n)
+    return {part: {p: interpolated(ranks[part], counts[part], p) for p in ps} for part in ranks}
+
+
+def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, keys: Sequence[str],
+              first_nano: int, last_nano: int) -> Series:
+    """Cost, calls, tokens and latency per time bucket, split into the groups ``keys`` of ``by``."""
+    width = bucket_width_ns(first_nano, last_nano)
+    key_sql, key_values = keyed(group_expression(by), keys)
+    series = Series()
+    buckets: dict[int, dict[str, tuple[float, ...]]] = defaultdict(dict)
+    sql = (f"SELECT time_unix_nano / {width} AS b, {key_sql} AS k, COUNT(*), TOTAL(cost_usd), "
+           "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
+           "COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) "
+           f"FROM generations WHERE {where} GROUP BY b, k")
+    for b, k, calls, cost, tin, tout, errors in reader.execute(sql, [*key_values, *values]):
+        buckets[int(b)][str(k)] = (calls, cost, tin, tout, errors)
+    if not buckets:
+        return series
+    first, last = min(buckets), max(buckets)
+    order = list(range(first, last + 1))
+    series.times = [b * width / 1e9 for b in order]
+    series.step_s = width / 1e9
+    names = [*keys, *sorted({k for per in buckets.values() for k in per} - set(keys))]
+    for chart, index in (("cost", 1), ("calls", 0), ("errors", 4)):
+        series.lines[chart] = {name: [buckets[b].get(name, (0,) * 5)[index] for b in order] for name in names}
+    series.lines["tokens"] = {
+        "input": [sum(v[2] for v in buckets[b].values()) for b in order],
+        "output": [sum(v[3] for v in buckets[b].values()) for b in order],
+    }
+    bucket = f"time_unix_nano / {width}"
+    overall = percentiles(reader, "duration_s", [bucket], [], where, values, (50, 95, 99))
+    series.lines["latency"] = {f"p{p}": [overall.get((b,), {}).get(p) for b in order] for p in (50, 95, 99)}
+    grouped = percentiles(reader, "duration_s", [bucket, key_sql], key_values, where, values, (95,))
+    series.lines["latency_p95_by"] = {
+        name: [grouped.get((b, name), {}).get(95) for b in order] for name in names}
+    return series

@@ -1,0 +1,240 @@
+"""What each page shows, read from the store with aggregate SQL (counts and sums never loaded as rows).
+
+The overview's and the models' figures are ``report``'s own (``report.figures.usage_report``), so the
+page and ``or-middleware report --format json`` agree for the same range and store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from or_middleware.report.figures import NONE_KEY, UsageReport, group_expression, security_report, usage_report
+from or_middleware.ui.charts import MAX_SERIES, Series, over_time
+from or_middleware.ui.filters import GenerationFilter, Paging, TimeRange
+from or_middleware.ui.source import Reader
+
+Record = dict[str, Any]
+
+LIST_COLUMNS = (
+    "id", "time_unix_nano", f"{group_expression('model')} AS model", f"{group_expression('provider')} AS provider",
+    "user_id", "session_id", "route", "operation", "status", "error_type", "input_tokens", "output_tokens",
+    "cost_usd", "duration_s", "ttfc_s", "stream", "trace_id",
+)
+_LIST = ", ".join(LIST_COLUMNS)
+CONTENT_COLUMNS = ("system_instructions", "input_messages", "output_messages", "tool_definitions")
+
+
+def _records(reader: Reader, sql: str, params: list[object]) -> list[Record]:
+    names, rows = reader.columns(sql, params)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _span(reader: Reader, where: str, values: list[object]) -> tuple[int, int] | None:
+    row = reader.one(f"SELECT MIN(time_unix_nano), MAX(time_unix_nano) FROM generations WHERE {where}", values)
+    return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+
+# -- overview and models --------------------------------------------------------------------------
+
+
+@dataclass
+class Overview:
+    usage: UsageReport
+    series: Series
+
+
+def overview(reader: Reader, time: TimeRange, by: str) -> Overview:
+    usage = usage_report(reader.connection, since_unix_nano=time.since_unix_nano, by=by)
+    where, values = GenerationFilter(time=TimeRange(time.since, time.since_unix_nano)).where()
+    keys = [g.key or NONE_KEY for g in usage.groups[:MAX_SERIES] if g.key != NONE_KEY]
+    bounds = _span(reader, where, values)
+    series = Series() if bounds is None else over_time(
+        reader, where=where, values=values, by=by, keys=keys, first_nano=bounds[0], last_nano=bounds[1])
+    return Overview(usage, series)
+
+
+def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
+    """Output tokens per second of call, per model (calls that produced output tokens)."""
+    key = group_expression("model")
+    rows = reader.all(
+        f"SELECT {key}, SUM(output_tokens), SUM(duration_s) FROM generations "
+        "WHERE time_unix_nano >= ? AND output_tokens > 0 GROUP BY 1", [time.since_unix_nano])
+    return {(k if k not in (None, "") else NONE_KEY): tokens / seconds for k, tokens, seconds in rows if seconds}
+
+
+# -- generations ----------------------------------------------------------------------------------
+
+
+def generations_page(reader: Reader, found: GenerationFilter, paging: Paging) -> tuple[int, list[Record]]:
+    where, values = found.where()
+    (total,) = reader.one(f"SELECT COUNT(*) FROM generations WHERE {where}", values) or (0,)
+    rows = _records(reader, f"SELECT {_LIST} FROM generations WHERE {where} ORDER BY {paging.order_by()} "
+                            "LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
+    return int(total), rows
+
+
+def generation(reader: Reader, generation_id: int) -> Record | None:
+    found = _records(reader, "SELECT * FROM generations WHERE id = ?", [generation_id])
+    if not found:
+        return None
+    record = found[0]
+    record["signals"] = _records(
+        reader, "SELECT time_unix_nano, kind, evidence FROM security_events WHERE trace_id = ? AND span_id = ? "
+                "ORDER BY id", [record["trace_id"], record["span_id"]])
+    (record["trace_calls"],) = reader.one("SELECT COUNT(*) FROM generations WHERE trace_id = ?",
+                                          [record["trace_id"]]) or (0,)
+    return record
+
+
+def newer_than(reader: Reader, after_id: int, limit: int = 100) -> list[Record]:
+    """Generations written after row ``after_id`` (the Live page), oldest first."""
+    return _records(reader, f"SELECT {_LIST} FROM generations WHERE id > ? ORDER BY id LIMIT ?", [after_id, limit])
+
+
+def latest(reader: Reader, limit: int = 50) -> list[Record]:
+    return _records(reader, f"SELECT {_LIST} FROM generations ORDER BY id DESC LIMIT ?", [limit])
+
+
+# -- traces ---------------------------------------------------------------------------------------
+
+_TRACE_SUMS = (
+    "trace_id, MIN(time_unix_nano) AS start, MAX(time_unix_nano + CAST(duration_s * 1e9 AS INTEGER)) AS finish, "
+    "COUNT(*) AS calls, TOTAL(cost_usd) AS cost_usd, SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, "
+    "MIN(route) AS route, MIN(user_id) AS user_id, MIN(session_id) AS session_id"
+)
+
+
+def traces_page(reader: Reader, time: TimeRange, paging: Paging) -> tuple[int, list[Record]]:
+    where, values = time.where()
+    (total,) = reader.one(f"SELECT COUNT(DISTINCT trace_id) FROM generations WHERE {where}", values) or (0,)
+    rows = _records(reader, f"SELECT {_TRACE_SUMS} FROM generations WHERE {where} GROUP BY trace_id "
+                            "ORDER BY start DESC LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
+    return int(total), rows
+
+
+def trace(reader: Reader, trace_id: str) -> list[Record]:
+    return _records(reader, f"SELECT {_LIST}, parent_span_id, span_id, finish_reason FROM generations "
+                            "WHERE trace_id = ? ORDER BY time_unix_nano, id", [trace_id])
+
+
+# -- sessions and users -----------------------------------------------------------------------------
+
+_ACTIVITY = (
+    "COUNT(*) AS calls, TOTAL(cost_usd) AS cost_usd, COALESCE(SUM(input_tokens), 0) AS input_tokens, "
+    "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
+    "SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, "
+    "MIN(time_unix_nano) AS first_seen, MAX(time_unix_nano) AS last_seen"
+)
+
+
+def sessions_page(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None
+                  ) -> tuple[int, list[Record]]:
+    where, values = time.where()
+    where += " AND session_id IS NOT NULL"
+    if user is not None:
+        where += " AND user_id = ?"
+        values.append(user)
+    (total,) = reader.one(f"SELECT COUNT(DISTINCT session_id) FROM generations WHERE {where}", values) or (0,)
+    rows = _records(reader, f"SELECT session_id, MIN(user_id) AS user_id, COUNT(DISTINCT user_id) AS users, "
+                            f"{_ACTIVITY} FROM generations WHERE {where} GROUP BY session_id "
+                            "ORDER BY last_seen DESC LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
+    return int(total), rows
+
+
+def session(reader: Reader, session_id: str, limit: int = 500) -> list[Record]:
+    columns = ", ".join((_LIST, "input_messages", "output_messages", "system_instructions"))
+    return _records(reader, f"SELECT {columns} FROM generations WHERE session_id = ? "
+                            "ORDER BY time_unix_nano, id LIMIT ?", [session_id, limit])
+
+
+def users_page(reader: Reader, time: TimeRange, paging: Paging) -> tuple[int, list[Record]]:
+    where, values = time.where()
+    where += " AND user_id IS NOT NULL"
+    (total,) = reader.one(f"SELECT COUNT(DISTINCT user_id) FROM generations WHERE {where}", values) or (0,)
+    rows = _records(reader, f"SELECT user_id, COUNT(DISTINCT session_id) AS sessions, {_ACTIVITY} "
+                            f"FROM generations WHERE {where} GROUP BY user_id "
+                            "ORDER BY cost_usd DESC, calls DESC LIMIT ? OFFSET ?",
+                    [*values, paging.size, paging.offset])
+    signals = dict(reader.all("SELECT user_id, COUNT(*) FROM security_events WHERE time_unix_nano >= ? "
+                              "AND user_id IS NOT NULL GROUP BY user_id", [time.since_unix_nano]))
+    for row in rows:
+        row["signals"] = signals.get(row["user_id"], 0)
+    return int(total), rows
+
+
+def user_activity(reader: Reader, time: TimeRange, user_id: str) -> Record:
+    where, values = time.where()
+    found = _records(reader, f"SELECT {_ACTIVITY}, COUNT(DISTINCT session_id) AS sessions FROM generations "
+                             f"WHERE {where} AND user_id = ?", [*values, user_id])
+    return found[0]
+
+
+def user_models(reader: Reader, time: TimeRange, user_id: str) -> list[Record]:
+    where, values = time.where()
+    return _records(reader, f"SELECT {group_expression('model')} AS model, {_ACTIVITY} FROM generations "
+                            f"WHERE {where} AND user_id = ? GROUP BY 1 ORDER BY cost_usd DESC, calls DESC",
+                    [*values, user_id])
+
+
+# -- security -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Security:
+    by_kind: list[tuple[str, int, int]]
+    by_user: list[tuple[str, dict[str, int], int]]  # user, signals per kind, total
+    events: list[Record]
+    total: int
+    series: dict[str, Any]
+
+
+def security(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None) -> Security:
+    summary = security_report(reader.connection, since_unix_nano=time.since_unix_nano, recent=0)
+    per_user: dict[str, dict[str, int]] = {}
+    for user_id, kind, count in reader.all(
+            "SELECT user_id, kind, COUNT(*) FROM security_events WHERE time_unix_nano >= ? "
+            "GROUP BY user_id, kind", [time.since_unix_nano]):
+        per_user.setdefault(NONE_KEY if user_id is None else user_id, {})[kind] = int(count)
+    by_user = sorted(((u, kinds, sum(kinds.values())) for u, kinds in per_user.items()), key=lambda t: (-t[2], t[0]))
+    where, values = "s.time_unix_nano >= ?", [time.since_unix_nano]
+    if user is not None:
+        where += " AND s.user_id = ?"
+        values.append(user)
+    (total,) = reader.one(f"SELECT COUNT(*) FROM security_events AS s WHERE {where}", values) or (0,)
+    events = _records(
+        reader, "SELECT s.id, s.time_unix_nano, s.kind, s.user_id, s.route, s.model, s.trace_id, s.evidence, "
+                "(SELECT g.id FROM generations AS g WHERE g.trace_id = s.trace_id AND g.span_id = s.span_id "
+                " LIMIT 1) AS generation_id "
+                f"FROM security_events AS s WHERE {where} ORDER BY s.id DESC LIMIT ? OFFSET ?",
+        [*values, paging.size, paging.offset])
+    for event in events:
+        event["evidence"] = json_object(event["evidence"])
+    return Security(summary.by_kind, by_user, events, int(total), _signals_over_time(reader, time))
+
+
+def _signals_over_time(reader: Reader, time: TimeRange) -> dict[str, Any]:
+    from or_middleware.ui.charts import bucket_width_ns
+
+    row = reader.one("SELECT MIN(time_unix_nano), MAX(time_unix_nano) FROM security_events "
+                     "WHERE time_unix_nano >= ?", [time.since_unix_nano])
+    if row is None or row[0] is None:
+        return {"times": [], "charts": {}}
+    width = bucket_width_ns(int(row[0]), int(row[1]))
+    counts: dict[str, dict[int, int]] = {}
+    for b, kind, count in reader.all(
+            f"SELECT time_unix_nano / {width} AS b, kind, COUNT(*) FROM security_events "
+            "WHERE time_unix_nano >= ? GROUP BY b, kind", [time.since_unix_nano]):
+        counts.setdefault(kind, {})[int(b)] = int(count)
+    first, last = int(row[0]) // width, int(row[1]) // width
+    order = list(range(first, last + 1))
+    return {"times": [b * width / 1e9 for b in order], "step": width / 1e9,
+            "charts": {"signals": {kind: [per.get(b, 0) for b in order] for kind, per in sorted(counts.items())}}}
+
+
+def json_object(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
