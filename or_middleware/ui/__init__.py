@@ -7,6 +7,17 @@ Mount it in your own app with an auth check of yours::
 Needs the ``ui`` extra (Jinja2; uvicorn to serve it standalone).
 """
 
-from or_middleware.ui.app import explorer_app
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["explorer_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `or-middleware --help` imports this package's command module without the ui extra installed.
+    if name == "explorer_app":
+        from or_middleware.ui.app import explorer_app
+
+        return explorer_app
+    raise AttributeError(name)
