@@ -10,6 +10,8 @@ destination of the same kind is named ``<kind>_<label>`` (``otlp_tempo`` reads
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Collection
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -35,22 +37,34 @@ Dialect = Literal["semconv", "openinference", "langfuse", "langsmith"]
 
 
 class ConfigError(ValueError):
-    """A setting is malformed; the message names the variable and the fix."""
+    """A setting is malformed; the message names the variable (or, for a value given in code, the
+    class and field: ``Settings(max_content_bytes=1)``) and the fix."""
 
     @classmethod
-    def from_validation(cls, exc: ValidationError, env_prefix: str) -> ConfigError:
+    def from_validation(cls, exc: ValidationError, env_prefix: str, explicit: Collection[str] = (),
+                        owner: str = "Settings") -> ConfigError:
         lines = []
         for error in exc.errors(include_url=False):
             nested = error.get("ctx", {}).get("error")
+            loc = error["loc"]
             if isinstance(nested, ConfigError):
-                lines.append(scrub_secrets(str(nested).removeprefix(_HEADLINE)))
+                line = str(nested).removeprefix(_HEADLINE)
+                for field in explicit:  # a value given in code: name the field, not the variable
+                    variable = re.escape(env_prefix + field.upper())
+                    line = re.sub(rf"\b{variable}\b(?!_)(=(?:'[^']*'|\"[^\"]*\"|[^:\s]*))?",
+                                  lambda m, f=field: f"{owner}({f}{m.group(1) or '=...'})", line)
+                lines.append(scrub_secrets(line))
                 continue
-            field = "__".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "?"
-            name = f"{env_prefix}{field.upper()}"
             value = error.get("input")
+            if loc and loc[0] in explicit:
+                items = "".join(f"[{part}]" for part in loc[1:] if isinstance(part, int))
+                lines.append(scrub_secrets(f"{owner}({loc[0]}{items}={value!r}): {error['msg']}"))
+                continue
+            field = "__".join(str(part) for part in loc if not isinstance(part, int)) or "?"
+            name = f"{env_prefix}{field.upper()}"
             shown = "" if isinstance(value, dict) else f"={value!r}"
             lines.append(scrub_secrets(f"{name}{shown}: {error['msg']}"))  # start-up logs keep no keys
-        return cls(_HEADLINE + "; ".join(lines))
+        return cls(_HEADLINE + "; ".join(dict.fromkeys(lines)))
 
 
 def _comma_list(value: Any) -> Any:
@@ -64,10 +78,12 @@ class _ReportingSettings(BaseSettings):
 
     def __init__(self, **values: Any) -> None:
         prefix = values.get("_env_prefix") or self.model_config.get("env_prefix") or ""
+        # keyword arguments given in code (a preset loaded from the environment gets only its name)
+        explicit = [k for k in values if not k.startswith("_") and not (k == "name" and "_env_prefix" in values)]
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError.from_validation(exc, prefix) from None
+            raise ConfigError.from_validation(exc, prefix, explicit, type(self).__name__) from None
 
 
 class DestinationSettings(_ReportingSettings):
