@@ -23,16 +23,29 @@ def create_app(llm_base_url: str | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    async def complete(question: str, model: str = "openai/gpt-4o-mini", feature: str | None = None) -> str:
+        body: dict = {"model": model, "messages": [{"role": "user", "content": question}]}
+        if feature:
+            body["trace"] = {"feature": feature}  # custom trace metadata (OpenRouter Broadcast's trace object)
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
+            response = await client.post("/chat/completions", json=body)
+        if response.status_code != 200:
+            return f"(the LLM API answered {response.status_code})"
+        return response.json()["choices"][0]["message"]["content"]
+
     @app.post("/ask")
     async def ask(request: Request) -> dict[str, str]:
-        question = (await request.json()).get("question", "hello")
-        async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
-            response = await client.post(
-                "/chat/completions",
-                json={"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": question}]},
-            )
-        answer = response.json()["choices"][0]["message"]["content"]
+        body = await request.json()
+        answer = await complete(body.get("question", "hello"), body.get("model", "openai/gpt-4o-mini"),
+                                body.get("feature"))
         return {"answer": answer}
+
+    @app.post("/plan")
+    async def plan(request: Request) -> dict[str, str]:
+        """Two LLM calls in one request: a cheap model drafts a plan, a larger one answers."""
+        goal = (await request.json()).get("goal", "a picnic")
+        draft = await complete(f"Draft a plan for {goal}", "openai/gpt-4o-mini", "planner")
+        return {"answer": await complete(f"Improve this plan: {draft}", "anthropic/claude-sonnet-4", "planner")}
 
     @app.get("/stream")
     async def stream(q: str = "tell me a story") -> StreamingResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from typing import Any
 
@@ -30,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         app = standalone_app(args.db, token=token, host=args.host)
     except (ValueError, StoreUnavailable) as exc:
         return _fail(str(exc))
+    if (busy := _port_taken(args.host.strip("[]"), args.port)) is not None:
+        return _fail(f"cannot listen on {args.host} port {args.port} ({busy}): choose another with --port")
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     address = f"http://{shown_host}:{args.port}/"
     print(f"Activity Explorer on {address} (store {args.db}, read-only); Ctrl-C stops it", file=sys.stderr)
@@ -41,6 +44,22 @@ def _run(args: argparse.Namespace) -> int:
     uvicorn.run(app, host=args.host.strip("[]"), port=args.port, log_level="warning", access_log=False,
                 server_header=False, proxy_headers=False)
     return 0
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not an address of this machine), or None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def register(commands: Any) -> None:

@@ -67,16 +67,17 @@ def models(request: Request) -> HTMLResponse:
         row["cost_per_1k_output"] = group.cost_usd / group.output_tokens * 1000 if group.output_tokens else None
         row["tokens_per_s"] = throughput.get(group.key or "")
         rows.append(row)
-    best = _best(rows, {"error_rate": min, "mean_cost_usd": min, "cost_per_1k_output": min,
-                        "latency_p50_s": min, "latency_p95_s": min, "ttfc_p50_s": min, "tokens_per_s": max})
+    best = _best(rows, {"error_rate": min, "mean_cost_usd": min, "cost_per_1k_output": min, "latency_p50_s": min,
+                        "latency_p95_s": min, "latency_p99_s": min, "ttfc_p50_s": min, "tokens_per_s": max})
     return render(request, "models.html", time=time, rows=rows, best=best, since_choices=SINCE_CHOICES)
 
 
 def _best(rows: list[dict[str, Any]], rules: dict[str, Any]) -> dict[str, Any]:
     """Per column, the best value among the models (highlighted when more than one model competes)."""
     best = {}
+    working = [row for row in rows if row["errors"] < row["requests"]]  # a model that only failed wins nothing
     for column, pick in rules.items():
-        values = [row[column] for row in rows if row[column] is not None]
+        values = [row[column] for row in working if row[column] is not None]
         if len(values) > 1:
             best[column] = pick(values)
     return best
