@@ -161,7 +161,11 @@ def chat_stream(r: Reply, include_usage: bool) -> StreamPlan:
                  for f in r.tool.fragments]
     body += [chunk({"content": piece}) for piece in r.chunks]
     tail = [chunk({}, r.finish)]
-    if with_usage:
+    if r.flavour == "groq":  # Groq sends no usage chunk: the usage rides on the last chunk
+        tail[0][1]["x_groq"] = {"id": f"req_fake{r.seq:06d}", "usage": openai_usage(r)}
+    elif r.flavour == "mistral":  # Mistral: always, on the finish chunk
+        tail[0][1]["usage"] = openai_usage(r)
+    elif with_usage:
         usage_chunk = {**_chat_base(r, "chat.completion.chunk"), "choices": [], "usage": openai_usage(r)}
         tail.append((None, usage_chunk))
     error = {**_chat_base(r, "chat.completion.chunk"),

@@ -71,6 +71,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from or_middleware.demo import fake_formats as wire
+from or_middleware.demo import fake_native
 from or_middleware.demo.fake_reply import Reply, plan_reply
 
 ROUTES: dict[str, tuple[str, str]] = {  # path -> (flavour, format)
@@ -84,6 +85,9 @@ ROUTES: dict[str, tuple[str, str]] = {  # path -> (flavour, format)
     "/v1/responses": ("openai", "responses"),
     "/v1/embeddings": ("openai", "embeddings"),
     "/v1/messages": ("anthropic", "messages"),
+    "/openai/v1/chat/completions": ("groq", "chat"),  # Groq: stream usage in x_groq.usage
+    # Mistral (a server_url of <fake>/mistral): usage on the last chunk of every stream
+    "/mistral/v1/chat/completions": ("mistral", "chat"),
 }
 ID_PREFIX = {"chat": "chatcmpl-fake", "completions": "cmpl-fake", "responses": "resp_fake",
              "messages": "msg_fake", "embeddings": "emb-fake"}
@@ -154,6 +158,12 @@ class FakeUpstream:
         if request.url.path == "/api/v1/generation":
             gen = self.generations.get(request.query_params.get("id", ""))
             return JSONResponse({"data": gen}) if gen else _error("openrouter", "chat", 404, "Not found")
+        native = fake_native.route(request.url.path.rstrip("/"))
+        if native is not None and request.method == "POST":
+            self.count += 1
+            scenarios = scenarios_of(headers, parsed)
+            return fake_native.answer(self.count, *native, parsed, request.url.query, scenarios,
+                                      error_status(scenarios))
         route = ROUTES.get(request.url.path.rstrip("/"))
         if route is None or request.method != "POST":
             return JSONResponse({"error": {"code": 404, "message": "Not found"}}, status_code=404)
