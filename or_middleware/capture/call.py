@@ -108,6 +108,14 @@ def match_request(method: str, scheme: str, host: str, port: int | None, path: s
             if announce.debug_enabled:
                 announce.explain(scheme, host, port, path, f"no {endpoint.provider} API format at {suffix or '/'}")
             return None
+        if endpoint.by_shape and identity is None:
+            # Outside any request the middleware serves (a script, a test client calling this
+            # very app's own LLM routes in-process), only listed hosts are traced: otherwise a
+            # gateway exercised by an in-process client would count each generation twice.
+            if announce.debug_enabled:
+                announce.explain(scheme, host, port, path, "made outside a traced request to an unlisted host "
+                                 "(add it to OR_MIDDLEWARE_LLM_HOSTS to trace such calls)")
+            return None
         native = getattr(fmt, "native_provider", None)
         if endpoint.by_shape and native:  # e.g. Ollama's /api/chat on a host of its own
             endpoint = with_provider(endpoint, native)
