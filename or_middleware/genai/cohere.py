@@ -21,12 +21,13 @@ from or_middleware.genai.content import DEFAULT_MAX_CONTENT_CHARS, CappedText, t
 from or_middleware.genai.fields import as_dict, as_float, as_int, as_list, as_str, get_path, is_model
 from or_middleware.genai.openai_chat import read_tools
 from or_middleware.genai.openai_common import read_error_body
+from or_middleware.genai.params import ParamTable, read_params, response_object, set_tokens
 from or_middleware.genai.record import GenerationRecord, Message
 from or_middleware.genai.stream import EventStreamReader
 
 __all__ = ["COHERE_CHAT", "COHERE_EMBED", "CohereFormat"]
 
-_PARAMS = (
+_PARAMS: ParamTable = (
     ("max_tokens", "max_tokens", as_int),
     ("temperature", "temperature", as_float),
     ("p", "top_p", as_float),
@@ -43,14 +44,7 @@ MAX_TOOL_CALLS = 128
 def read_usage(usage: object, record: GenerationRecord) -> None:
     usage = as_dict(usage)
     counts = as_dict(usage.get("tokens")) or as_dict(usage.get("billed_units"))
-    tokens_in = as_int(counts.get("input_tokens"))
-    tokens_out = as_int(counts.get("output_tokens"))
-    if tokens_in is not None:
-        record.input_tokens = tokens_in
-    if tokens_out is not None:
-        record.output_tokens = tokens_out
-    if tokens_in is not None and tokens_out is not None:
-        record.total_tokens = tokens_in + tokens_out
+    set_tokens(record, counts.get("input_tokens"), counts.get("output_tokens"))
     cached = as_int(usage.get("cached_tokens"))
     if cached is not None:
         record.cache_read_tokens = cached
@@ -185,13 +179,7 @@ class CohereFormat:
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         record.request_model = as_str(body.get("model"))
         record.stream = self.operation == "chat" and body.get("stream") is True
-        for key, suffix, read in _PARAMS:
-            value = read(body.get(key))
-            if value is not None:
-                record.request_params[suffix] = value
-        stops = [s for s in as_list(body.get("stop_sequences")) if isinstance(s, str)]
-        if stops:
-            record.request_params["stop_sequences"] = stops
+        read_params(_PARAMS, body, record, stops="stop_sequences")
         dims = as_int(body.get("output_dimension"))
         if dims is not None:
             record.embedding_dimensions = dims
@@ -203,8 +191,8 @@ class CohereFormat:
             read_tools(body, record)
 
     def read_response(self, body: Any, record: GenerationRecord) -> None:
-        if not isinstance(body, Mapping):
-            record.set_error("invalid_response", "response body is not a JSON object")
+        body = response_object(body, record)
+        if body is None:
             return
         response_id = as_str(body.get("id"))
         if response_id:

@@ -30,6 +30,7 @@ from or_middleware.genai.content import (
     tool_call_part,
 )
 from or_middleware.genai.fields import as_dict, as_float, as_int, as_list, as_str, get_path
+from or_middleware.genai.params import ParamTable, read_params, response_object
 from or_middleware.genai.record import GenerationRecord, Message
 from or_middleware.genai.stream import EventStreamReader
 
@@ -39,7 +40,7 @@ MAX_CANDIDATES = 32
 
 _GENERATE = frozenset({"generateContent", "streamGenerateContent"})
 _EMBED = frozenset({"embedContent", "batchEmbedContents", "predict"})
-_PARAMS = (
+_PARAMS: ParamTable = (
     ("temperature", "temperature", as_float),
     ("topP", "top_p", as_float),
     ("topK", "top_k", as_int),
@@ -298,13 +299,7 @@ class GeminiFormat:
                 record.embedding_dimensions = dims
             return
         config = as_dict(_get(body, "generationConfig"))
-        for key, suffix, read in _PARAMS:
-            value = read(_get(config, key))
-            if value is not None and not (suffix == "choice.count" and value == 1):
-                record.request_params[suffix] = value
-        stops = [s for s in as_list(_get(config, "stopSequences")) if isinstance(s, str)]
-        if stops:
-            record.request_params["stop_sequences"] = stops
+        read_params(_PARAMS, config, record, stops="stopSequences", get=_get)
         mime = as_str(_get(config, "responseMimeType"))
         if mime:
             record.output_type = "json" if mime == "application/json" else "text"
@@ -317,8 +312,8 @@ class GeminiFormat:
                 if isinstance(chunk, Mapping):
                     self.read_response(chunk, record)
             return
-        if not isinstance(body, Mapping):
-            record.set_error("invalid_response", "response body is not a JSON object")
+        body = response_object(body, record)
+        if body is None:
             return
         if self.operation == "embeddings":
             self._read_embeddings(body, record)

@@ -15,12 +15,13 @@ from typing import Any
 from or_middleware.genai.content import DEFAULT_MAX_CONTENT_CHARS, CappedText, reasoning_part, text_part, tool_call_part
 from or_middleware.genai.fields import as_dict, as_float, as_int, as_list, as_str, is_model
 from or_middleware.genai.openai_chat import read_messages, read_tools
+from or_middleware.genai.params import ParamTable, read_params, response_object, set_tokens
 from or_middleware.genai.record import GenerationRecord
 from or_middleware.genai.stream import EventStreamReader
 
 __all__ = ["OllamaFormat"]
 
-_OPTIONS = (
+_OPTIONS: ParamTable = (
     ("temperature", "temperature", as_float),
     ("top_p", "top_p", as_float),
     ("top_k", "top_k", as_int),
@@ -36,14 +37,7 @@ def read_final(body: Mapping[str, Any], record: GenerationRecord) -> None:
     model = as_str(body.get("model"))
     if model:
         record.response_model = model
-    prompt = as_int(body.get("prompt_eval_count"))
-    output = as_int(body.get("eval_count"))
-    if prompt is not None:
-        record.input_tokens = prompt
-    if output is not None:
-        record.output_tokens = output
-    if prompt is not None and output is not None:
-        record.total_tokens = prompt + output
+    set_tokens(record, body.get("prompt_eval_count"), body.get("eval_count"))
     reason = as_str(body.get("done_reason"))
     if reason:
         record.finish_reasons = [reason]
@@ -126,14 +120,7 @@ class OllamaFormat:
     def read_request(self, body: Mapping[str, Any], record: GenerationRecord) -> None:
         record.request_model = as_str(body.get("model"))
         record.stream = self.operation != "embeddings" and body.get("stream") is not False
-        options = as_dict(body.get("options"))
-        for key, suffix, read in _OPTIONS:
-            value = read(options.get(key))
-            if value is not None:
-                record.request_params[suffix] = value
-        stops = [s for s in as_list(options.get("stop")) if isinstance(s, str)]
-        if stops:
-            record.request_params["stop_sequences"] = stops
+        read_params(_OPTIONS, as_dict(body.get("options")), record, stops="stop")
         if body.get("format") is not None:
             record.output_type = "json"
         dims = as_int(body.get("dimensions"))
@@ -152,8 +139,8 @@ class OllamaFormat:
                 record.system_instructions = [text_part(system)]
 
     def read_response(self, body: Any, record: GenerationRecord) -> None:
-        if not isinstance(body, Mapping):
-            record.set_error("invalid_response", "response body is not a JSON object")
+        body = response_object(body, record)
+        if body is None:
             return
         read_final(body, record)
         if self.operation == "embeddings":
