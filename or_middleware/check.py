@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from pydantic import SecretStr
 
 from or_middleware import spans as contract
+from or_middleware.announce import destination_target
 from or_middleware.config import ConfigError, DestinationSettings, RemoteDestination, Settings
 from or_middleware.export.destinations import build_preparation, build_sink, spool_directory, wire_target
 from or_middleware.export.probe import try_connection
@@ -114,7 +115,7 @@ def _summary(dest: DestinationSettings, settings: Settings, target: WireTarget |
                 if dest.spool_max_mb > 0 else "off"
             parts.append(f"spool={spool}")
     else:
-        parts.insert(0, f"in-process ({dest.kind})")
+        parts.insert(0, f"in-process -> {destination_target(dest, settings)}")  # the store's absolute path
     return "  ".join(parts)
 
 
@@ -129,7 +130,7 @@ def _send_span(dest: DestinationSettings, settings: Settings, target: WireTarget
 
 def _check_one(dest: DestinationSettings, settings: Settings, *, dry_run: bool, send_span: bool) -> tuple[bool, str]:
     target = wire_target(dest, settings)
-    where = safe_url(target.url) if target is not None else f"in-process ({dest.kind})"
+    where = safe_url(target.url) if target is not None else destination_target(dest, settings)
     if dry_run:
         build_sink(dest, settings, target, PipelineStats(), lambda count, why: None, spool=False).close()
         return True, _summary(dest, settings, target)

@@ -38,7 +38,7 @@ scenarios:
 
 EPILOG = """\
 examples:
-  or-middleware fake-upstream                          # OpenRouter-style API on http://127.0.0.1:8765/api/v1
+  or-middleware fake-upstream                          # OpenRouter-style API on http://127.0.0.1:8766/api/v1
   or-middleware fake-upstream --provider anthropic --port 9000
   or-middleware fake-upstream --error 429 --retry-after 2   # every call is rate limited
   or-middleware fake-upstream --first-chunk-delay-ms 3000   # a slow time to first token
@@ -138,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: 8765)")
+    parser.add_argument("--port", type=int, default=8766,
+                        help="port to listen on; 0 picks a free one (default: 8766, beside the ui's 8765)")
     parser.add_argument("--provider", default="openrouter", metavar="NAME",
                         help="whose base URL to print: " + ", ".join(sorted(provider_bases())) +
                         " (default: openrouter; every format is served either way)")

@@ -50,7 +50,7 @@ N words), ``x-fake-response-model`` (the served model, e.g. for ``openrouter/aut
 ``x-fake-provider`` (OpenRouter ``provider``, default ``FakeProvider``).
 
 Every request is appended to ``app.state.received`` (:class:`ReceivedRequest`).
-Run standalone: ``or-middleware fake-upstream --port 8765`` (:mod:`or_middleware.demo.fake_command`;
+Run standalone: ``or-middleware fake-upstream --port 8766`` (:mod:`or_middleware.demo.fake_command`;
 its switches set default headers for every request).
 """
 
