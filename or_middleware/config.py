@@ -34,6 +34,9 @@ ENV_PREFIX = "OR_MIDDLEWARE_"
 _HEADLINE = "invalid configuration: "
 
 Dialect = Literal["semconv", "openinference", "langfuse", "langsmith"]
+# genai: the LLM calls only, each the root of its trace; traces: the requests that made an LLM call,
+# whole (server span with its LLM calls nested); all: every span, also requests without LLM calls.
+SpanScope = Literal["genai", "traces", "all"]
 
 
 class ConfigError(ValueError):
@@ -92,7 +95,7 @@ class DestinationSettings(_ReportingSettings):
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
 
     kind: ClassVar[str] = ""
-    default_spans: ClassVar[Literal["genai", "all"]] = "genai"
+    default_spans: ClassVar[SpanScope] = "genai"
     default_dialect: ClassVar[Dialect] = "semconv"
     required: ClassVar[tuple[str, ...]] = ()
     # The backend also takes OTLP metrics (see or_middleware/metrics.py for where they are sent).
@@ -101,7 +104,7 @@ class DestinationSettings(_ReportingSettings):
     name: str = ""
     privacy_mode: bool | None = None  # None: the global OR_MIDDLEWARE_PRIVACY_MODE
     redact_pii: bool | None = None  # None: the global OR_MIDDLEWARE_REDACT_PII
-    spans: Literal["genai", "all"] | None = None  # None: the preset's default
+    spans: SpanScope | None = None  # None: the preset's default
     sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     filter: Annotated[FilterRules | None, NoDecode] = None  # JSON rule set, see export/filters.py
     dialect: Dialect | None = None  # None: the preset's default
@@ -131,7 +134,7 @@ class DestinationSettings(_ReportingSettings):
         return self
 
     @property
-    def span_scope(self) -> Literal["genai", "all"]:
+    def span_scope(self) -> SpanScope:
         return self.spans or self.default_spans
 
     @property
@@ -193,7 +196,7 @@ class OtlpDestination(RemoteDestination):
     """Any OTLP endpoint. Unset fields fall back to the standard OTEL_EXPORTER_OTLP_* variables."""
 
     kind: ClassVar[str] = "otlp"
-    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     accepts_metrics: ClassVar[bool] = True
 
     endpoint: str | None = None  # full traces URL (http), or http(s)://host:port (grpc)
@@ -226,7 +229,7 @@ class GrafanaDestination(RemoteDestination):
     """Grafana Cloud's OTLP gateway: Basic auth ``instance_id:api_token``."""
 
     kind: ClassVar[str] = "grafana"
-    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     accepts_metrics: ClassVar[bool] = True
     required: ClassVar[tuple[str, ...]] = ("endpoint", "instance_id", "api_token")
 
@@ -269,7 +272,7 @@ class SigNozDestination(RemoteDestination):
     """SigNoz Cloud (``signoz-ingestion-key`` header) or a self-hosted SigNoz collector."""
 
     kind: ClassVar[str] = "signoz"
-    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     accepts_metrics: ClassVar[bool] = True
 
     ingestion_key: SecretStr | None = None  # not needed by a self-hosted collector
@@ -283,6 +286,7 @@ class ArizeDestination(RemoteDestination):
 
     kind: ClassVar[str] = "arize"
     default_dialect: ClassVar[Dialect] = "openinference"
+    default_spans: ClassVar[SpanScope] = "traces"  # nested: the request's root span over its LLM calls
     required: ClassVar[tuple[str, ...]] = ("api_key", "space_id")
 
     api_key: SecretStr | None = None
@@ -298,6 +302,7 @@ class PhoenixDestination(RemoteDestination):
 
     kind: ClassVar[str] = "phoenix"
     default_dialect: ClassVar[Dialect] = "openinference"
+    default_spans: ClassVar[SpanScope] = "traces"  # nested: the request's root span over its LLM calls
 
     endpoint: str = "http://127.0.0.1:6006/v1/traces"  # the full traces URL
     project: str | None = None  # None: the service name
@@ -345,7 +350,7 @@ class ConsoleDestination(DestinationSettings):
     """A readable span tree on stderr (demo and debugging)."""
 
     kind: ClassVar[str] = "console"
-    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
 
 
 class LocalDestination(DestinationSettings):

@@ -24,6 +24,7 @@ from or_middleware.config import (
     SigNozDestination,
 )
 from or_middleware.demo.serving import serve_asgi
+from or_middleware.export.openinference import PRIVACY_PLACEHOLDER
 from tests.apps import chat_body, fastapi_app
 from tests.support.capture_receiver import CaptureReceiver
 from tests.support.otlp_receiver import OTLPGrpcReceiver, OTLPReceiver
@@ -118,9 +119,12 @@ def test_otlp_presets_send_to_their_path_with_their_auth_resource_and_dialect(up
     # trace backends get the server spans too; LLM platforms only GenAI spans, as roots
     assert any(s.kind == "SERVER" for s in rx["grafana"].spans)
     assert any(s.kind == "SERVER" for s in rx["signoz"].spans)
-    for name in ("langsmith", "langfuse", "arize", "phoenix", "braintrust"):
+    for name in ("langsmith", "langfuse", "braintrust"):
         assert all(is_genai(s) for s in rx[name].spans), name
         assert all(s.parent_span_id is None for s in rx[name].spans), name
+    for name in ("arize", "phoenix"):  # SPANS=traces: the request's root span with its LLM calls nested
+        roots = {s.span_id for s in rx[name].spans if s.kind == "SERVER"}
+        assert len(roots) == 2 and all(s.parent_span_id in roots for s in rx[name].spans if is_genai(s)), name
     grafana_genai = rx["grafana"].wait_for_spans(is_genai)[0]
     assert grafana_genai.parent_span_id is not None  # kept under its server span
 
@@ -132,16 +136,23 @@ def test_otlp_presets_send_to_their_path_with_their_auth_resource_and_dialect(up
     assert arize.resource["openinference.project.name"] == "shop-ai"
     assert rx["phoenix"].spans[0].resource["openinference.project.name"] == "shop-phx"
     a = arize.attributes
+    semconv = next(s for s in rx["grafana"].spans if is_genai(s) and s.name == arize.name).attributes
     assert a["openinference.span.kind"] == "LLM"
-    assert a["llm.model_name"] == a["gen_ai.response.model"]
-    assert a["llm.provider"] == "openrouter"
-    assert a["llm.token_count.prompt"] == a["gen_ai.usage.input_tokens"]
-    assert a["llm.token_count.completion"] == a["gen_ai.usage.output_tokens"]
-    assert a["llm.token_count.total"] == a["gen_ai.usage.input_tokens"] + a["gen_ai.usage.output_tokens"]
-    assert a["llm.cost.total"] == pytest.approx(a["gen_ai.usage.cost"])
+    assert a["llm.model_name"] == semconv["gen_ai.response.model"]
+    assert a["llm.provider"] == "openrouter" and a["llm.system"] == "openai"
+    assert a["llm.token_count.prompt"] == semconv["gen_ai.usage.input_tokens"]
+    assert a["llm.token_count.completion"] == semconv["gen_ai.usage.output_tokens"]
+    assert a["llm.token_count.total"] == semconv["gen_ai.usage.input_tokens"] + semconv["gen_ai.usage.output_tokens"]
+    assert a["llm.cost.total"] == pytest.approx(semconv["gen_ai.usage.cost"])
     assert a["session.id"] == "sess-42" and a["user.id"] == "alice"
-    assert json.loads(a["metadata"])["order"] == "A-17"
-    assert "input.value" not in a and "output.value" not in a  # privacy mode (the default)
+    metadata = json.loads(a["metadata"])
+    assert metadata["order"] == "A-17" and metadata["cost_usd"] == pytest.approx(semconv["gen_ai.usage.cost"])
+    assert json.loads(a["llm.invocation_parameters"])["model"] == "openai/gpt-4o-mini"
+    assert not any(key.startswith(("gen_ai.", "trace.", "or_middleware.")) for key in a)  # what Phoenix reads only
+    assert a["input.value"] == a["output.value"] == PRIVACY_PLACEHOLDER  # privacy mode (the default)
+    root = next(s for s in rx["arize"].spans if s.span_id == arize.parent_span_id)
+    assert root.attributes["openinference.span.kind"] == "CHAIN" and root.status_code == "OK"
+    assert root.attributes["user.id"] == "alice" and root.attributes["session.id"] == "sess-42"
 
     langfuse = {s.attributes["gen_ai.request.stream"]: s.attributes for s in rx["langfuse"].spans}
     plain, streamed = langfuse[False], langfuse[True]
@@ -175,7 +186,10 @@ def test_dialects_carry_content_only_when_privacy_mode_is_off(upstream, receiver
                             **common(tmp_path)),
         LangSmithDestination(api_key="k", endpoint=langsmith.url, privacy_mode=False, **common(tmp_path)),
     ])
-    oi = phoenix.wait_for_spans(lambda s: s.attributes.get("gen_ai.request.stream") is False)[0].attributes
+    oi = phoenix.wait_for_spans(lambda s: is_genai(s) and "stream" not in s.attributes["llm.invocation_parameters"])
+    root = next(s for s in phoenix.spans if s.span_id == oi[0].parent_span_id).attributes
+    oi = oi[0].attributes
+    assert root["input.value"] == "hello there" and "hello there" in root["output.value"]  # the request's I/O
     assert oi["llm.input_messages.0.message.role"] == "user"
     assert oi["llm.input_messages.0.message.content"] == "hello there"
     assert oi["llm.output_messages.0.message.role"] == "assistant"

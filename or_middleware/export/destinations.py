@@ -39,7 +39,7 @@ from or_middleware.config import (
 )
 from or_middleware.export import otlp_env
 from or_middleware.export.delivery import WireDelivery
-from or_middleware.export.dialects import DIALECTS
+from or_middleware.export.dialects import dialect_for
 from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
 from or_middleware.export.encoders import OtlpJson, OtlpProtobuf, SpanEncoding
 from or_middleware.export.pipeline import DestinationPipeline
@@ -260,9 +260,10 @@ def build_preparation(dest: DestinationSettings, settings: Settings, target: Wir
     if target is not None and target.resource:
         transforms.append(ResourceAttributes(target.resource))
     if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
-        transforms.append(DIALECTS[dest.resolved_dialect])
+        transforms.append(dialect_for(dest.resolved_dialect, privacy=settings.privacy_for(dest)))
     transforms.append(CredentialScrubber())
-    return SpanPreparation(SpanSelection(dest.filter, dest.sample_rate), transforms)
+    selection = SpanSelection(dest.filter, dest.sample_rate, llm_traces_only=dest.span_scope == "traces")
+    return SpanPreparation(selection, transforms)
 
 
 def _any_span(span: ReadableSpan) -> bool:

@@ -4,8 +4,8 @@ the semconv ones, and derives content fields only from content still on the draf
 privacy-mode destination gets none: privacy runs first).
 
 - ``semconv``: the span contract as is.
-- ``openinference`` (Arize, Phoenix): ``openinference.span.kind``, ``llm.*``, ``input.value`` /
-  ``output.value``, ``llm.input_messages.*`` / ``llm.output_messages.*``, ``metadata``.
+- ``openinference`` (Arize, Phoenix): export/openinference.py; unlike the others it sends only
+  what OpenInference names, and fills the trace's root span.
 - ``langfuse``: ``langfuse.observation.*``, ``langfuse.user.id`` / ``session.id`` / ``trace.name``.
 - ``langsmith``: ``langsmith.span.kind``, ``langsmith.trace.*``, ``langsmith.metadata.*``,
   ``gen_ai.prompt`` / ``gen_ai.completion``.
@@ -23,7 +23,8 @@ from opentelemetry.semconv.attributes import error_attributes
 
 from or_middleware import spans as contract
 from or_middleware.export.draft import DraftTransform, SpanDraft
-from or_middleware.export.messages import ChatMessage, content_text, input_chat_messages, output_chat_messages
+from or_middleware.export.messages import input_chat_messages, output_chat_messages
+from or_middleware.export.openinference import OpenInferenceDialect
 
 _REQUEST_PARAM_PREFIX = "gen_ai.request."
 _NOT_PARAMS = {gen_ai.GEN_AI_REQUEST_MODEL, gen_ai.GEN_AI_REQUEST_STREAM}
@@ -61,62 +62,6 @@ def _is_error(draft: SpanDraft) -> bool:
 
 def semconv(draft: SpanDraft) -> None:
     return None
-
-
-# -- OpenInference -------------------------------------------------------------------------------
-
-
-def _flatten_messages(a: dict[str, Any], prefix: str, messages: list[ChatMessage]) -> None:
-    for i, message in enumerate(messages):
-        base = f"{prefix}.{i}.message"
-        a[f"{base}.role"] = message["role"]
-        _put(a, f"{base}.content", message.get("content"))
-        _put(a, f"{base}.tool_call_id", message.get("tool_call_id"))
-        for j, call in enumerate(message.get("tool_calls", [])):
-            call_base = f"{base}.tool_calls.{j}.tool_call"
-            _put(a, f"{call_base}.id", call.get("id"))
-            _put(a, f"{call_base}.function.name", call.get("name"))
-            _put(a, f"{call_base}.function.arguments", call.get("arguments"))
-
-
-def openinference(draft: SpanDraft) -> None:
-    a = draft.attributes
-    if not draft.is_genai:
-        a.setdefault("openinference.span.kind", "CHAIN")
-        return
-    embeddings = a.get(gen_ai.GEN_AI_OPERATION_NAME) == "embeddings"
-    a["openinference.span.kind"] = "EMBEDDING" if embeddings else "LLM"
-    _put(a, "embedding.model_name" if embeddings else "llm.model_name", _model(a))
-    _put(a, "llm.provider", a.get(gen_ai.GEN_AI_PROVIDER_NAME))
-    _put(a, "llm.token_count.prompt", a.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS))
-    _put(a, "llm.token_count.completion", a.get(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS))
-    _put(a, "llm.token_count.total", a.get(contract.USAGE_TOTAL_TOKENS))
-    _put(a, "llm.token_count.prompt_details.cache_read", a.get(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-    _put(a, "llm.token_count.prompt_details.cache_write", a.get(gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
-    _put(a, "llm.token_count.completion_details.reasoning", a.get(gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
-    _put(a, "llm.cost.total", a.get(contract.USAGE_COST))
-    _put(a, "llm.cost.prompt", a.get(contract.USAGE_INPUT_COST))
-    _put(a, "llm.cost.completion", a.get(contract.USAGE_OUTPUT_COST))
-    params = _request_params(a)
-    if params:
-        a["llm.invocation_parameters"] = _json(params)
-    metadata = _trace_metadata(a)
-    if metadata:
-        a["metadata"] = _json(metadata)
-    inputs = input_chat_messages(a)
-    if inputs is not None:
-        _flatten_messages(a, "llm.input_messages", inputs)
-    outputs = output_chat_messages(a)
-    if outputs is not None:
-        _flatten_messages(a, "llm.output_messages", outputs)
-    raw_input = content_text(a, gen_ai.GEN_AI_INPUT_MESSAGES)
-    if raw_input is not None:
-        a["input.value"] = _json({"messages": inputs}) if inputs is not None else raw_input
-        a["input.mime_type"] = "application/json" if inputs is not None else "text/plain"
-    raw_output = content_text(a, gen_ai.GEN_AI_OUTPUT_MESSAGES)
-    if raw_output is not None:
-        a["output.value"] = _json({"messages": outputs}) if outputs is not None else raw_output
-        a["output.mime_type"] = "application/json" if outputs is not None else "text/plain"
 
 
 # -- Langfuse ------------------------------------------------------------------------------------
@@ -188,7 +133,13 @@ def langsmith(draft: SpanDraft) -> None:
 
 DIALECTS: dict[str, DraftTransform] = {
     "semconv": semconv,
-    "openinference": openinference,
     "langfuse": langfuse,
     "langsmith": langsmith,
 }
+
+
+def dialect_for(name: str, *, privacy: bool) -> DraftTransform:
+    """The destination's dialect; OpenInference keeps per-trace state, so each destination has its own."""
+    if name == "openinference":
+        return OpenInferenceDialect(privacy=privacy)
+    return DIALECTS[name]

@@ -46,15 +46,20 @@ class Selected:
 
 
 class SpanSelection:
-    def __init__(self, rules: FilterRules | None = None, sample_rate: float = 1.0) -> None:
+    """``llm_traces_only`` (``SPANS=traces``): a span whose trace has no GenAI span is left out
+    (not counted: it is out of the destination's scope, like a server span for ``SPANS=genai``)."""
+
+    def __init__(self, rules: FilterRules | None = None, sample_rate: float = 1.0, *,
+                 llm_traces_only: bool = False) -> None:
         self._rules = rules if rules is not None and rules.rules else None
         self._rate = sample_rate
+        self._llm_traces_only = llm_traces_only
         # trace id -> whether any GenAI span of it was kept, and if not, why ("filtered" | "sampled")
         self._traces: OrderedDict[int, str] = OrderedDict()
 
     @property
     def selects_everything(self) -> bool:
-        return self._rules is None and self._rate >= 1.0
+        return self._rules is None and self._rate >= 1.0 and not self._llm_traces_only
 
     def select(self, batch: Sequence[ReadableSpan]) -> Selected:
         if self.selects_everything:
@@ -69,6 +74,8 @@ class SpanSelection:
             self._count(result, span, verdict)
         for span in others:
             verdict = self._traces.get(span.context.trace_id)
+            if verdict is None and self._llm_traces_only:
+                continue
             if verdict is None:  # a trace without GenAI spans: only sampling applies
                 verdict = "kept" if sampled(sampling_key(None, span.context.trace_id), self._rate) else "sampled"
             self._count(result, span, verdict)

@@ -14,13 +14,12 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, model_validator
 
-from or_middleware.config import ConfigError, OtlpDestination, RemoteDestination, register_preset
+from or_middleware.config import ConfigError, OtlpDestination, RemoteDestination, SpanScope, register_preset
 from or_middleware.export.wire import WireTarget, secret, timeout_of, with_path
 
 if TYPE_CHECKING:
     from or_middleware.config import Settings
 
-Spans = Literal["genai", "all"]
 _HOST_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 
 
@@ -38,7 +37,7 @@ class DatadogDestination(RemoteDestination):
     """Datadog's OTLP traces intake (agentless): ``dd-api-key`` header, per-site endpoint."""
 
     kind: ClassVar[str] = "datadog"
-    default_spans: ClassVar[Spans] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("api_key",)
     url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
 
@@ -77,7 +76,7 @@ class NewRelicDestination(RemoteDestination):
     """New Relic's native OTLP endpoint: ``api-key`` header (an Ingest - License key)."""
 
     kind: ClassVar[str] = "newrelic"
-    default_spans: ClassVar[Spans] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("api_key",)
     url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
 
@@ -125,7 +124,7 @@ class SentryDestination(RemoteDestination):
     """Sentry's OTLP ingestion: endpoint and ``x-sentry-auth`` derived from the project's DSN."""
 
     kind: ClassVar[str] = "sentry"
-    default_spans: ClassVar[Spans] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("dsn",)
     url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
 
@@ -219,7 +218,7 @@ class ElasticDestination(RemoteDestination):
     """Elastic Cloud's Managed OTLP Endpoint: ``Authorization: ApiKey``."""
 
     kind: ClassVar[str] = "elastic"
-    default_spans: ClassVar[Spans] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("endpoint", "api_key")
     url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
 
@@ -244,7 +243,7 @@ class HoneycombDestination(RemoteDestination):
     """Honeycomb's OTLP endpoint: ``x-honeycomb-team`` header (an ingest API key)."""
 
     kind: ClassVar[str] = "honeycomb"
-    default_spans: ClassVar[Spans] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("api_key",)
     url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
 
@@ -271,7 +270,7 @@ class DynatraceDestination(RemoteDestination):
     """Dynatrace's OTLP API: ``Authorization: Api-Token``."""
 
     kind: ClassVar[str] = "dynatrace"
-    default_spans: ClassVar[Spans] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("endpoint", "api_token")
     url_fields: ClassVar[tuple[str, ...]] = ("endpoint",)
 

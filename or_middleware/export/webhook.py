@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, model_validator
 
-from or_middleware.config import ConfigError, RemoteDestination, parse_headers, register_preset
+from or_middleware.config import ConfigError, RemoteDestination, SpanScope, parse_headers, register_preset
 from or_middleware.export.wire import WireTarget, secret, timeout_of
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class WebhookDestination(RemoteDestination):
     """Any HTTPS endpoint taking OTLP/JSON batches, with the user's headers."""
 
     kind: ClassVar[str] = "webhook"
-    default_spans: ClassVar[Literal["genai", "all"]] = "all"
+    default_spans: ClassVar[SpanScope] = "all"
     required: ClassVar[tuple[str, ...]] = ("url",)
     url_fields: ClassVar[tuple[str, ...]] = ("url",)
 

@@ -20,7 +20,13 @@ from or_middleware.genai.content import (
     tool_call_part,
 )
 from or_middleware.genai.fields import as_dict, as_float, as_int, as_list, as_str, get_path, is_model
-from or_middleware.genai.openai_common import read_error_body, read_error_object, read_identity, read_provider_cost
+from or_middleware.genai.openai_common import (
+    read_error_body,
+    read_error_object,
+    read_identity,
+    read_provider_cost,
+    tool_choice_text,
+)
 from or_middleware.genai.record import GenerationRecord, Message
 from or_middleware.genai.stream import EventStreamReader
 
@@ -274,6 +280,9 @@ class AnthropicMessagesFormat:
         stops = [s for s in as_list(body.get("stop_sequences")) if isinstance(s, str)]
         if stops:
             params["stop_sequences"] = stops
+        tool_choice = tool_choice_text(body.get("tool_choice"))
+        if tool_choice:
+            params["tool_choice"] = tool_choice
         if record.capture_content:
             system = block_parts(body.get("system"))
             if system:

@@ -22,6 +22,7 @@ __all__ = [
     "read_sampling_params",
     "read_served_by",
     "read_usage",
+    "tool_choice_text",
 ]
 
 # `trace` keys that are linkage, not user metadata (Broadcast does not export them either).
@@ -57,6 +58,19 @@ def read_identity(body: Mapping[str, Any], record: GenerationRecord) -> None:
                 record.trace_metadata[key] = to_text(value)
 
 
+def tool_choice_text(value: object) -> str | None:
+    """``tool_choice`` as text: ``auto`` / ``none`` / ``required`` (Anthropic: ``any``), or the forced
+    tool's name (a function name is not content). OpenInference shows it among the invocation
+    parameters."""
+    if isinstance(value, str):
+        return value[:64] or None
+    if isinstance(value, Mapping):
+        name = as_str(get_path(value, "function", "name")) or as_str(value.get("name"))
+        kind = as_str(value.get("type"))
+        return (name or kind or "")[:128] or None
+    return None
+
+
 def read_sampling_params(
     body: Mapping[str, Any],
     record: GenerationRecord,
@@ -90,6 +104,9 @@ def read_sampling_params(
     n = as_int(body.get("n"))
     if n is not None and n != 1:
         params["choice.count"] = n
+    tool_choice = tool_choice_text(body.get("tool_choice"))
+    if tool_choice:
+        params["tool_choice"] = tool_choice
 
 
 def read_usage(usage: object, record: GenerationRecord) -> None:
