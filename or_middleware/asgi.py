@@ -16,7 +16,7 @@ from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
 from or_middleware.inbound import redact_server_span, sanitize_fields
 from or_middleware.ratelimit import send_asgi_429
-from or_middleware.startup import start_tracing
+from or_middleware.startup import StartupRefusal, start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,19 @@ class LLMTracingMiddleware:
 
     def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
         self.app = app
-        self._tracing = tracing = start_tracing(settings)
+        # A bad configuration must stop the server, not half-start it. Raised here, it would
+        # escape from inside the framework's first call (Starlette builds its middleware stack
+        # on the lifespan message): uvicorn's lifespan "auto" would then call lifespan
+        # unsupported, start, and answer every request 500. So it is kept and answered as
+        # ``lifespan.startup.failed`` (the server exits with our one line), or raised by every
+        # request on a server that runs no lifespan.
+        self._refusal: StartupRefusal | None = None
+        try:
+            tracing = start_tracing(settings)
+        except Exception as exc:
+            self._refusal = StartupRefusal.from_exception(exc)
+            return
+        self._tracing = tracing
         self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = asgi_header_names(self.runtime)
         # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
@@ -47,7 +59,9 @@ class LLMTracingMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "lifespan":
+        if self._refusal is not None:
+            await self._refusal.asgi(scope, receive, send)
+        elif kind == "lifespan":
             await self.app(scope, receive, self._flushing_send(send))
         elif kind != "http":
             await self.app(scope, receive, send)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -29,6 +30,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from or_middleware.export.filters import FilterRules, parse_filter_rules
 from or_middleware.export.redaction import parse_pii_patterns, scrub_secrets
 from or_middleware.ratelimit import RateLimit
+from or_middleware.variables import unknown_variables
 
 ENV_PREFIX = "OR_MIDDLEWARE_"
 _HEADLINE = "invalid configuration: "
@@ -146,6 +148,22 @@ class DestinationSettings(_ReportingSettings):
         return f"{ENV_PREFIX}{(self.name or self.kind).upper()}__{field.upper()}"
 
 
+def usable_directory(value: str | None) -> str | None:
+    """A directory path we may create: ``~user`` expands, and no existing part of it is a file."""
+    if not value:
+        return value
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:
+        raise ValueError(f"cannot expand {value.split('/')[0]!r}: no such user") from None
+    probe = path
+    while not os.path.lexists(probe) and probe != probe.parent:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        raise ValueError(f"{probe} exists and is not a directory")
+    return value
+
+
 def _http_url(value: str | None) -> str | None:
     if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
         raise ValueError("expected an http:// or https:// URL")
@@ -167,6 +185,11 @@ class RemoteDestination(DestinationSettings):
     spool_max_mb: float = Field(64.0, ge=0)  # 0: no spool (spans are dropped when delivery fails)
 
     url_fields: ClassVar[tuple[str, ...]] = ()  # fields that must be http(s) URLs
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _usable_spool_dir(cls, value: str | None) -> str | None:
+        return usable_directory(value)
 
     @model_validator(mode="after")
     def _check_urls(self) -> RemoteDestination:
@@ -443,7 +466,11 @@ def parse_llm_hosts(value: Any) -> Any:
         if not sep:
             provider, url = "", entry
         parts = urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts.port  # noqa: B018 - raises on a port outside 0-65535 or not a number
+        except ValueError:
+            raise ValueError(f"entry {entry!r}: the port must be a number from 1 to 65535") from None
+        if parts.scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
             raise ValueError(f"entry {entry!r}: expected [provider=]http(s)://host[:port][/path]")
         hosts.append({"provider": provider.strip().lower() or (parts.hostname or "openai"), "base_url": url})
     return hosts
@@ -490,6 +517,13 @@ class Settings(_ReportingSettings):
 
     _destination_settings: list[DestinationSettings] = PrivateAttr(default_factory=list)
 
+    def __init__(self, **values: Any) -> None:
+        # A misspelled variable would leave a default in force without a word: refuse it first.
+        unknown = unknown_variables(os.environ, ENV_PREFIX, Settings, PRESETS, preset_for_name)
+        if unknown:
+            raise ConfigError(_HEADLINE + "; ".join(unknown))
+        super().__init__(**values)
+
     @field_validator("destinations", mode="before")
     @classmethod
     def _split_destinations(cls, value: Any) -> Any:
@@ -511,6 +545,11 @@ class Settings(_ReportingSettings):
         if isinstance(value, str):
             return RateLimit.parse(value) if value.strip() else None
         return value
+
+    @field_validator("spool_dir")
+    @classmethod
+    def _usable_spool_dir(cls, value: str | None) -> str | None:
+        return usable_directory(value)
 
     @field_validator("user_header", "session_header")
     @classmethod

@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from or_middleware import announce, coexistence, context
 from or_middleware.capture import hook
 from or_middleware.capture.call import log_once
-from or_middleware.config import Settings
+from or_middleware.config import ConfigError, Settings
 from or_middleware.ratelimit import UserRateLimiter
 from or_middleware.runtime import TracingRuntime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StartupRefusal:
+    """Why the middleware cannot run, in one line naming the variable and the fix."""
+
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: Exception) -> StartupRefusal:
+        if isinstance(exc, ConfigError):  # the server prints it (lifespan failure, or the error raised)
+            refusal = cls(f"or_middleware: {exc}")
+        else:  # a bug of ours at start-up: refuse too (never half-working), with the traceback once
+            refusal = cls(f"or_middleware: could not start: {type(exc).__name__}: {exc}")
+            logger.error("%s", refusal.message, exc_info=exc)
+        return refusal
+
+    def error(self) -> ConfigError:
+        return ConfigError(self.message)  # a fresh one each time: no traceback grows across requests
+
+    async def asgi(self, scope: Any, receive: Any, send: Any) -> None:
+        """Lifespan: answer ``lifespan.startup.failed`` (the server exits); anything else: raise."""
+        if scope["type"] != "lifespan":
+            raise self.error()
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.failed", "message": self.message})
+                return
+            if message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
 from or_middleware.inbound import redact_server_span
 from or_middleware.ratelimit import wsgi_429
-from or_middleware.startup import start_tracing
+from or_middleware.startup import StartupRefusal, start_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,13 @@ class LLMTracingWSGIMiddleware:
 
     def __init__(self, app: WSGIApp, settings: Settings | None = None) -> None:
         self.app = app
-        self._tracing = tracing = start_tracing(settings)
+        try:
+            tracing = start_tracing(settings)
+        except Exception as exc:
+            # WSGI has no start-up message: raised here, while the server loads the app, the server
+            # refuses to start (gunicorn: "Worker failed to boot"; waitress-serve exits).
+            raise StartupRefusal.from_exception(exc).error() from None
+        self._tracing = tracing
         self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = wsgi_header_names(self.runtime)
         self._traced = OpenTelemetryMiddleware(

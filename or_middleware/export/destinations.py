@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from or_middleware.config import (
     ArizeDestination,
     BraintrustDestination,
+    ConfigError,
     ConsoleDestination,
     DestinationSettings,
     GrafanaDestination,
@@ -183,7 +184,10 @@ def transport_for(target: WireTarget, content_type: str) -> Transport:
     if target.protocol == "grpc":
         return GrpcTransport(target.url, target.headers, target.timeout, compress=target.compress,
                              insecure=target.insecure, certificate=target.certificate)
-    verify: ssl.SSLContext | bool = ssl_context(target.certificate, *target.client_certificate)
+    try:
+        verify: ssl.SSLContext | bool = ssl_context(target.certificate, *target.client_certificate)
+    except (OSError, ssl.SSLError) as exc:  # a file that is there but is no certificate or key
+        raise ConfigError(f"invalid configuration: {otlp_env.tls_variables()}: cannot load ({exc})") from None
     return HttpTransport(target.url, target.headers, content_type, target.timeout,
                          compress=target.compress, verify=verify, method=target.method)
 

@@ -10,14 +10,36 @@ import os
 
 from opentelemetry.util.re import parse_env_headers
 
+from or_middleware.config import ConfigError
+
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_TIMEOUT_S = 10.0
 
 
+def _variable(name: str) -> str | None:
+    """The variable in force for ``name``: the traces-specific one, else the generic one."""
+    for variable in (f"OTEL_EXPORTER_OTLP_TRACES_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+        value = os.environ.get(variable)
+        if value and value.strip():
+            return variable
+    return None
+
+
 def _env(name: str) -> str | None:
-    value = os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
-    return value.strip() if value and value.strip() else None
+    variable = _variable(name)
+    return os.environ[variable].strip() if variable else None
+
+
+def _file(name: str) -> str | None:
+    """A file path variable; a missing or unreadable file stops start-up naming the variable."""
+    variable = _variable(name)
+    if variable is None:
+        return None
+    path = os.path.expanduser(os.environ[variable].strip())
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigError(f"invalid configuration: {variable}={path!r}: no readable file there")
+    return path
 
 
 def traces_endpoint(protocol: str) -> str:
@@ -50,11 +72,17 @@ def compression() -> str | None:
 
 
 def certificate() -> str | None:
-    return _env("CERTIFICATE")
+    return _file("CERTIFICATE")
 
 
 def client_certificate() -> tuple[str | None, str | None]:
-    return _env("CLIENT_CERTIFICATE"), _env("CLIENT_KEY")
+    return _file("CLIENT_CERTIFICATE"), _file("CLIENT_KEY")
+
+
+def tls_variables() -> str:
+    """The TLS file variables in force, for a message when their files cannot be loaded."""
+    names = [_variable(n) for n in ("CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY")]
+    return ", ".join(n for n in names if n) or "OTEL_EXPORTER_OTLP_CERTIFICATE"
 
 
 def insecure() -> bool | None:
