@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 import or_middleware
@@ -115,3 +116,92 @@ def test_link_body_keeps_app_keys_and_respects_a_foreign_trace():
                             "generation_name": "g"}, "user": "me", "session_id": "mine"}
     assert link_openrouter_body(everything, **ours) == "kept"
     assert link_openrouter_body({"trace": "str"}, **ours) == "skipped_trace_not_object"
+
+
+# -- issue 11 item 17: the app's bytes are never re-serialised ----------------------------------
+
+IDS = {"trace_id": "a" * 32, "parent_span_id": "b" * 16, "generation_name": "chat m", "trace_name": None,
+       "user": "u1", "session": None}
+
+
+def _send(client: str, url: str, raw: bytes) -> None:
+    headers = {"content-type": "application/json", "x-user-id": "u1"}
+    if client == "httpx":
+        httpx.post(url, content=raw, headers=headers)
+    elif client == "httpx-async":
+        import asyncio
+
+        async def post() -> None:
+            async with httpx.AsyncClient() as http:
+                await http.post(url, content=raw, headers=headers)
+
+        asyncio.run(post())
+    else:
+        import requests
+
+        requests.post(url, data=raw, headers=headers, timeout=30)
+
+
+def _traced_send(upstream, receiver, client: str, raw: bytes) -> tuple[bytes, str]:
+    install(upstream, receiver)
+    from or_middleware import context
+    from or_middleware.runtime import default_runtime
+
+    token = context.enter(context.RequestIdentity(default_runtime(), "u1", None, None))
+    try:
+        _send(client, f"{upstream.openrouter}/chat/completions", raw)
+    finally:
+        context.leave(token)
+    return upstream.received[-1].body, genai_span(receiver).attributes["or_middleware.linkage"]
+
+
+CLIENTS = ["httpx", "httpx-async", "requests"]
+# what json.loads + json.dumps would have changed: duplicate keys, 1e2, a long float, spacing, key order
+AWKWARD = (b'{ "model" : "m", "n": 1e2, "t": 0.1000000000000000055511151231257827,\n'
+           b' "messages": [{"role": "user", "content": "hi", "content": "dup"}], "z": 1E400 }')
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_linkage_is_spliced_into_the_apps_own_bytes(upstream, receiver, client):
+    sent, linkage = _traced_send(upstream, receiver, client, AWKWARD)
+    assert linkage == "linked"
+    assert sent.startswith(b"{") and sent.endswith(AWKWARD[1:])  # everything of the app's, byte for byte
+    added = json.loads(sent[: len(sent) - len(AWKWARD)] + b"}")  # the members we inserted (comma dropped)
+    assert set(added) == {"trace", "user"} and added["user"] == "u1"
+    assert set(added["trace"]) == {"trace_id", "parent_span_id", "generation_name"}
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_linkage_merges_into_the_apps_trace_object_textually(upstream, receiver, client):
+    raw = b'{"model":"m","trace": {"trace_name": "mine", "x": 1.50}, "messages":[{"role":"user","content":"\xc3\xa9"}]}'
+    sent, linkage = _traced_send(upstream, receiver, client, raw)
+    assert linkage == "linked"
+    head, _, tail = raw.partition(b'"trace": {')
+    assert sent.startswith(b'{"user":"u1",' + head[1:] + b'"trace": {"trace_id":"')
+    assert sent.endswith(b'"generation_name":"chat m",' + tail)
+    assert json.loads(sent)["trace"]["trace_name"] == "mine"
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    (b'{"model":"m","trace":null,"messages":[]}', "skipped_trace_not_object"),  # null is the app's choice
+    ('{"model":"m","messages":[]}'.encode("utf-16"), "skipped_not_utf8"),
+    (b'{"model":"m","trace":{"a":1},"trace":{"b":2},"messages":[]}', "skipped_duplicate_keys"),
+    (b'{"model":"m","trace":"x","trace":{"b":2},"messages":[]}', "skipped_duplicate_keys"),
+])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_body_that_cannot_be_spliced_is_sent_untouched_with_the_reason(upstream, receiver, client, raw, reason):
+    sent, linkage = _traced_send(upstream, receiver, client, raw)
+    assert sent == raw
+    assert linkage == reason
+
+
+def test_parse_body_reads_exactly_what_json_loads_reads():
+    from or_middleware.capture.linkage import parse_body
+
+    for raw in [AWKWARD, b" [1, 2] ", b'\xef\xbb\xbf{"a": {"trace": 1}, "trace": {}}', b"{}", b'"s"']:
+        assert json.dumps(parse_body(raw)[0]) == json.dumps(json.loads(raw))
+    for bad in [b'{"a":1,}', b'{"a" 1}', b'{"a":1} x', b"{1:2}", b'{"a":1', b"", b"\xff{}"]:
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            parse_body(bad)

@@ -6,7 +6,6 @@ contains its own failures: a bug of ours is logged once and the call goes on unt
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -23,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from or_middleware import announce
 from or_middleware import spans as contract
 from or_middleware.capture.detection import LLMEndpoint, confirms_shape, with_provider
-from or_middleware.capture.linkage import link_openrouter_body
+from or_middleware.capture.linkage import BodyLayout, parse_body, plan_linkage, splice_linkage
 from or_middleware.coexistence import foreign_genai_span
 from or_middleware.context import current_identity
 from or_middleware.genai.formats import WireFormat
@@ -164,11 +163,12 @@ class LLMCall:
         """Read the request, start the span, link. Returns a new body to send, or None to keep it."""
         record = self.record
         parsed: Any = None
+        layout: BodyLayout | None = None
         new_body: bytes | None = None
         try:
             if body:
                 try:
-                    parsed = json.loads(body)
+                    parsed, layout = parse_body(body)  # json.loads, plus where linkage may insert
                 except ValueError:
                     parsed = None
                     body_skipped = body_skipped or "skipped_not_json"
@@ -208,7 +208,7 @@ class LLMCall:
                     self.linkage = body_skipped
                 elif isinstance(parsed, dict):
                     context = self.linked_span.get_span_context()  # type: ignore[union-attr]
-                    self.linkage = link_openrouter_body(
+                    plan = plan_linkage(
                         parsed,
                         trace_id=f"{context.trace_id:032x}",
                         parent_span_id=f"{context.span_id:016x}",
@@ -217,10 +217,8 @@ class LLMCall:
                         user=record.user,
                         session=record.session,
                     )
-                    if self.linkage == "linked":
-                        new_body = _linked_body(parsed)
-                        if new_body is None:
-                            self.linkage = "skipped_not_strict_json"
+                    # spliced into the app's own bytes: nothing else of the body changes
+                    self.linkage, new_body = splice_linkage(body or b"", layout, plan)
                 else:
                     self.linkage = "skipped_not_object"
         except Exception:
@@ -370,23 +368,6 @@ class LLMCall:
                 self.runtime.analysis.end_span(span, self.prompt)  # ends it; the prompt stays in memory
             except Exception:  # runs inside the app's stream iteration: never raise into it
                 log_once("span end")
-
-
-def _linked_body(body: Any) -> bytes | None:
-    """The linked body as strict JSON, or None to send the app's body untouched.
-
-    Python reads some valid JSON into values it would not write back as JSON: 1e400 becomes
-    inf (written ``Infinity``, which the upstream rejects), and a lone surrogate escape such
-    as ``"\\ud83d"`` has no UTF-8 form (ASCII escapes keep it exactly as the app sent it).
-    """
-    try:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return None
-    try:
-        return text.encode()
-    except UnicodeEncodeError:
-        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _price(record: GenerationRecord) -> None:

@@ -109,7 +109,7 @@ STAGES: list[tuple[str, str, Any, str]] = [
     ("request_parsing", "or_middleware.genai.openai_chat.ChatCompletionsFormat.read_request", None,
      "internal error in request parsing"),
     ("prompt_fields", "or_middleware.capture.call.prompt_fields", None, "internal error in request parsing"),
-    ("linkage", "or_middleware.capture.call.link_openrouter_body", None, "internal error in linkage"),
+    ("linkage", "or_middleware.capture.call.plan_linkage", None, "internal error in linkage"),
     ("traceparent", "or_middleware.capture.call.LLMCall.traceparent_headers", None, "internal error in call start"),
     ("response_setup", "or_middleware.capture.call.ResponseObserver", None, "internal error in response setup"),
     ("response_feed", "or_middleware.genai.response.ResponseObserver.feed", None,
