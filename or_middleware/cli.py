@@ -40,7 +40,8 @@ HELP_TEXT: dict[str, tuple[str, str]] = {
     "demo": (
         "Run a fake OpenRouter, an example FastAPI app with the middleware and three calls to it (a\n"
         "plain route, a chat call with a user and session, a streamed answer), and print each\n"
-        "request's span tree. Nothing leaves the machine; needs the demo extra.",
+        "request's span tree; the calls also go to the local store, for report and ui (--no-store:\n"
+        "not). Nothing leaves the machine; needs the demo extra.",
         "  or-middleware demo\n"
         "  or-middleware demo --show-content     # privacy mode off: prompts and answers in the tree",
     ),
