@@ -29,6 +29,13 @@ from opentelemetry.semconv.attributes import error_attributes, server_attributes
 
 from or_middleware import spans as contract
 from or_middleware.config import DestinationSettings, Settings, parse_headers
+from or_middleware.metrics_latest import (
+    CHUNK_BUCKETS,
+    CURRENT_TIME_PER_OUTPUT_CHUNK,
+    InferenceMetrics,
+    time_per_output_chunk,
+)
+from or_middleware.semconv_mode import GenAISemconv, genai_semconv
 from or_middleware.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -69,8 +76,15 @@ class MetricsConnection:
 class GenAIMetrics:
     """The instruments, created once; :meth:`record` reads one finished GenAI span."""
 
-    def __init__(self, meter_provider: MeterProvider) -> None:
+    def __init__(self, meter_provider: MeterProvider, semconv: GenAISemconv | None = None) -> None:
         meter = meter_provider.get_meter(contract.GENAI_SCOPE, __version__)
+        self.semconv = semconv or genai_semconv()  # OTEL_SEMCONV_STABILITY_OPT_IN: today's names, the latest, both
+        self.latest = InferenceMetrics(meter, SECONDS_BUCKETS, TOKEN_BUCKETS) if self.semconv.latest else None
+        self.current = self.semconv.current
+        self.time_per_output_chunk = meter.create_histogram(
+            CURRENT_TIME_PER_OUTPUT_CHUNK, unit="s", description="Time per output chunk after the first",
+            explicit_bucket_boundaries_advisory=CHUNK_BUCKETS,
+        ) if self.current else None
         self.token_usage = meter.create_histogram(
             TOKEN_USAGE, unit="{token}", description="Number of input and output tokens used",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
@@ -95,6 +109,18 @@ class GenAIMetrics:
         error_type = a.get(error_attributes.ERROR_TYPE)
         if error_type is not None:
             with_error[error_attributes.ERROR_TYPE] = error_type
+        if self.latest is not None:
+            self.latest.record(span, dims, with_error)
+        if self.current:
+            self._record_current(span, a, dims, with_error)
+        cost = a.get(contract.USAGE_COST)
+        if isinstance(cost, int | float) and cost > 0:
+            self.cost.add(cost, with_error)
+        for kind in signal_kinds:
+            self.security_signals.add(1, {SECURITY_KIND: kind})
+
+    def _record_current(self, span: ReadableSpan, a: Mapping[str, Any], dims: dict[str, Any],
+                        with_error: dict[str, Any]) -> None:
         if span.start_time is not None and span.end_time is not None:
             self.duration.record((span.end_time - span.start_time) / 1e9, with_error)
         for key, token_type in (
@@ -107,11 +133,9 @@ class GenAIMetrics:
         ttfc = a.get(gen_ai.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)
         if isinstance(ttfc, int | float):
             self.time_to_first_chunk.record(ttfc, with_error)
-        cost = a.get(contract.USAGE_COST)
-        if isinstance(cost, int | float) and cost > 0:
-            self.cost.add(cost, with_error)
-        for kind in signal_kinds:
-            self.security_signals.add(1, {SECURITY_KIND: kind})
+        per_chunk = time_per_output_chunk(span)
+        if per_chunk is not None and self.time_per_output_chunk is not None:
+            self.time_per_output_chunk.record(per_chunk, with_error)
 
 
 def _swap_signal(traces_url: str | None) -> str | None:

@@ -56,6 +56,7 @@ from or_middleware.export.transports import GrpcTransport, HttpTransport, Transp
 from or_middleware.export.vendors import VENDOR_TARGETS
 from or_middleware.export.webhook import webhook_target
 from or_middleware.export.wire import DEFAULT_TIMEOUT_S, WireTarget, basic, secret, timeout_of, with_path
+from or_middleware.semconv_mode import LatestAttributeNames, genai_semconv
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +264,9 @@ def build_preparation(dest: DestinationSettings, settings: Settings, target: Wir
         transforms.append(ContentRedaction(PIIRedactor(settings.pii_patterns, settings.pii_phone_region)))
     if target is not None and target.resource:
         transforms.append(ResourceAttributes(target.resource))
+    semconv = genai_semconv()
+    if semconv.latest and target is not None and target.protocol != "posthog":  # OTLP wire destinations
+        transforms.append(LatestAttributeNames(semconv))
     if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
         transforms.append(dialect_for(dest.resolved_dialect, privacy=settings.privacy_for(dest)))
     transforms.append(CredentialScrubber())

@@ -40,6 +40,7 @@ from opentelemetry.trace import Status, StatusCode
 from or_middleware import spans as contract
 from or_middleware.export.draft import SpanDraft
 from or_middleware.export.messages import ChatMessage, input_chat_messages, load_json, output_chat_messages
+from or_middleware.semconv_mode import CACHE_WRITE_INPUT_TOKENS
 
 PRIVACY_PLACEHOLDER = "[not recorded: privacy mode is on for this destination]"
 FIRST_TOKEN_EVENT = "First Token Stream Event"  # openinference-instrumentation-openai's name
@@ -160,7 +161,7 @@ class OpenInferenceDialect:
         _put(out, "llm.token_count.total", a.get(contract.USAGE_TOTAL_TOKENS))
         _put(out, "llm.token_count.prompt_details.cache_read", a.get(gen_ai.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
         _put(out, "llm.token_count.prompt_details.cache_write",
-             a.get(gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
+             a.get(gen_ai.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, a.get(CACHE_WRITE_INPUT_TOKENS)))
         _put(out, "llm.token_count.completion_details.reasoning", a.get(gen_ai.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS))
         _put(out, "llm.cost.total", a.get(contract.USAGE_COST))  # Arize AX reads these; Phoenix does not
         _put(out, "llm.cost.prompt", a.get(contract.USAGE_INPUT_COST))
