@@ -1,16 +1,28 @@
-"""The report as text: ``table`` (fits an 80-column terminal), ``json`` and ``csv``."""
+"""The report as text: ``table`` (fits the terminal: ``COLUMNS``, else its width, else 80), ``json``
+and ``csv`` (every value in full, for scripts).
+
+Nothing a user may need to copy is cut: a model name, user id or route too long for its column is
+printed whole on a line of its own with the row's figures on the next, and long lines (the store's
+path, security evidence) wrap between words, never inside one.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import shutil
+import textwrap
 from collections.abc import Callable, Sequence
 
 from or_middleware.report.figures import Figures, SecurityReport, UsageReport
 from or_middleware.report.periods import local_time
 
-WIDTH = 80
+MIN_WIDTH = 40  # below this, lines are wrapped for 40 columns anyway
+
+
+def terminal_width() -> int:
+    return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
 # header, width, the value, and its forms from the most precise down
 Column = tuple[str, int, Callable[[Figures], "float | None"], Callable[[float], list[str]]]
 
@@ -57,19 +69,36 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _wrap(text: str, width: int, indent: str = "") -> list[str]:
+    """``text`` in lines of at most ``width``, broken between words only (a word longer than the
+    width gets a line of its own, whole)."""
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False,
+                         break_on_hyphens=False) or [""]
 
 
 def _since(since_unix_nano: int) -> str:
     return "the beginning" if since_unix_nano == 0 else local_time(since_unix_nano)
 
 
-def _table(title: str, rows: Sequence[Figures], columns: Sequence[Column], key_width: int) -> list[str]:
-    lines = [_fit(title, key_width - 1).ljust(key_width) + "".join(h.rjust(w) for h, w, _, _ in columns)]
+def _key_width(keys: Sequence[str], room: int) -> int:
+    """As wide as the longest key that fits in ``room`` (longer ones get lines of their own)."""
+    fitting = [len(key) + 1 for key in keys if len(key) + 1 <= room]
+    return max(fitting) if fitting else max(2, room)
+
+
+def _keyed(key: str, cells: str, key_width: int) -> list[str]:
+    """A row: the key, then its cells; a key that does not fit its column goes whole on a line of its own."""
+    return [key.ljust(key_width) + cells] if len(key) < key_width else [key, " " * key_width + cells]
+
+
+def _table(title: str, rows: Sequence[Figures], columns: Sequence[Column], width: int) -> list[str]:
+    """The key column takes what the figures leave of ``width``, as much as the longest key needs
+    (a narrow terminal leaves it a minimum and puts longer keys on lines of their own)."""
+    key_width = _key_width([title, *(row.key or "" for row in rows)], width - sum(w for _, w, _, _ in columns))
+    lines = _keyed(title, "".join(h.rjust(w) for h, w, _, _ in columns), key_width)
     for row in rows:
-        cells = "".join(_cell(value(row), forms, w) for _, w, value, forms in columns)
-        lines.append(_fit(row.key or "", key_width - 1).ljust(key_width) + cells)
+        lines += _keyed(row.key or "", "".join(_cell(value(row), forms, w) for _, w, value, forms in columns),
+                        key_width)
     return lines
 
 
@@ -93,10 +122,11 @@ _TIMING: list[Column] = [
 _SPEND: list[Column] = [("reqs", 7, lambda f: f.requests, _int_forms), ("cost $", 12, lambda f: f.cost_usd, _usd_forms)]
 
 
-def usage_table(report: UsageReport, db: str) -> str:
+def usage_table(report: UsageReport, db: str, width: int | None = None) -> str:
+    width = width or terminal_width()
     o = report.overall
     lines = [
-        _fit(f"{db}: {o.requests:,} calls since {_since(report.since_unix_nano)}", WIDTH),
+        *_wrap(f"{db}: {o.requests:,} calls since {_since(report.since_unix_nano)}", width),
         "",
         f"errors       {o.errors:,} ({100 * o.error_rate:.1f}%)",
         f"tokens       in {o.input_tokens:,}  out {o.output_tokens:,}  cached {o.cached_tokens:,}  "
@@ -107,10 +137,10 @@ def usage_table(report: UsageReport, db: str) -> str:
         f"first chunk  p50 {_seconds(o.ttfc(50))}s  p95 {_seconds(o.ttfc(95))}s",
     ]
     if report.groups:
-        lines += ["", *_table(report.by, report.groups, _VOLUME, WIDTH - sum(c[1] for c in _VOLUME))]
-        lines += ["", *_table(report.by, report.groups, _TIMING, WIDTH - sum(c[1] for c in _TIMING))]
+        lines += ["", *_table(report.by, report.groups, _VOLUME, width)]
+        lines += ["", *_table(report.by, report.groups, _TIMING, width)]
     if report.top_spenders:
-        lines += ["", *_table("top spenders", report.top_spenders, _SPEND, 30)]
+        lines += ["", *_table("top spenders", report.top_spenders, _SPEND, width)]
     return "\n".join(lines) + "\n"
 
 
@@ -147,21 +177,30 @@ def _evidence(text: str) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in evidence.items())
 
 
-def security_table(report: SecurityReport, db: str) -> str:
+def _counts(title: str, rows: Sequence[tuple[str, Sequence[int]]], headers: Sequence[str], width: int) -> list[str]:
+    """A key column (as wide as the longest key, within ``width``) and right-aligned counts."""
+    key_width = _key_width([title.ljust(29), *(key for key, _ in rows)], width - 10 * len(headers))
+    lines = _keyed(title, "".join(h.rjust(10) for h in headers), key_width)
+    for key, counts in rows:
+        lines += _keyed(key, "".join(f"{count:>10,}" for count in counts), key_width)
+    return lines
+
+
+def security_table(report: SecurityReport, db: str, width: int | None = None) -> str:
+    width = width or terminal_width()
     total = sum(count for _, count, _ in report.by_kind)
-    lines = [_fit(f"{db}: {total:,} security signals since {_since(report.since_unix_nano)}", WIDTH)]
+    lines = _wrap(f"{db}: {total:,} security signals since {_since(report.since_unix_nano)}", width)
     if report.by_kind:
-        lines += ["", f"{'signal':<30}{'count':>10}{'users':>10}"]
-        lines += [f"{_fit(kind, 29):<30}{count:>10,}{users:>10,}" for kind, count, users in report.by_kind]
+        rows = [(kind, (count, users)) for kind, count, users in report.by_kind]
+        lines += ["", *_counts("signal", rows, ("count", "users"), width)]
     if report.by_user:
-        lines += ["", f"{'most flagged users':<30}{'count':>10}"]
-        lines += [f"{_fit(user, 29):<30}{count:>10,}" for user, count in report.by_user]
+        lines += ["", *_counts("most flagged users", [(u, (c,)) for u, c in report.by_user], ("count",), width)]
     if report.recent:
         lines += ["", "recent"]
         for e in report.recent:
             when = local_time(e.time_unix_nano)
             line = f"{when}  {e.kind}  {e.user or '-'}  {e.route or '-'}  {_evidence(e.evidence)}"
-            lines.append(_fit(line, WIDTH))
+            lines += _wrap(line, width, indent="    ")
     return "\n".join(lines) + "\n"
 
 

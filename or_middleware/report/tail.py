@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import sys
 import time
@@ -17,14 +18,16 @@ _COLUMNS = "id, time_unix_nano, user_id, COALESCE(response_model, request_model)
 _PAGE = 1000
 
 
-def format_line(row: tuple[object, ...]) -> str:
-    """time, user, model, tokens, cost, latency, status."""
+def format_line(row: tuple[object, ...], width: int = 80) -> str:
+    """time, user, model, tokens, cost, latency, status. Columns are padded, never cut: a wider
+    terminal (``width``) gives long model names room to line up; a longer value shifts the line."""
     _, at, user, model, tokens_in, tokens_out, cost, duration, status, error_type = row
     tokens = f"{'-' if tokens_in is None else tokens_in}/{'-' if tokens_out is None else tokens_out} tok"
     cost_text = "-" if cost is None else f"${cost:.6f}"
     outcome = f"error {error_type}" if status == "error" and error_type else str(status)
-    return (f"{local_time(int(at))}  {user or '-'!s:<16} {model or '-'!s:<28} {tokens:>14} "  # type: ignore[call-overload]
-            f"{cost_text:>11} {duration:>7.3f}s  {outcome}")
+    model_width = 28 + max(0, min(width - 80, 32))
+    return (f"{local_time(int(at))}  {user or '-'!s:<16} {model or '-'!s:<{model_width}} "  # type: ignore[call-overload]
+            f"{tokens:>14} {cost_text:>11} {duration:>7.3f}s  {outcome}")
 
 
 def _wait_for_file(path: Path, interval: float, stop: Callable[[], bool], err: TextIO) -> bool:
@@ -51,10 +54,11 @@ def follow(
     if not _wait_for_file(Path(path), interval, stop, err):
         return
     connection = open_store(path, create=False)
+    width = shutil.get_terminal_size((80, 24)).columns
     try:
         recent = connection.execute(f"SELECT {_COLUMNS} FROM generations ORDER BY id DESC LIMIT ?", (lines,)).fetchall()
         for row in reversed(recent):
-            print(format_line(row), file=out)
+            print(format_line(row, width), file=out)
         out.flush()
         last = connection.execute("SELECT COALESCE(MAX(id), 0) FROM generations").fetchone()[0]
         while not stop():
@@ -66,7 +70,7 @@ def follow(
                 print(f"(store busy: {exc})", file=err, flush=True)
                 rows = []
             for row in rows:
-                print(format_line(row), file=out)
+                print(format_line(row, width), file=out)
                 last = row[0]
             out.flush()
             if len(rows) < _PAGE:
