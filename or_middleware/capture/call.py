@@ -193,12 +193,14 @@ class LLMCall:
         record.trace_name = record.trace_name or settings.trace_name
         name = contract.span_name(record.operation, record.request_model)
         foreign = foreign_genai_span() if settings.deduplicate == "auto" else None
-        # Timings (time to first chunk, tokens/s) count from the span's start, not from parsing.
-        record.started_at = time.perf_counter()
         if foreign is None:
             self.span = self.runtime.tracer.start_span(
                 name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
             )
+        # Timings (time to first chunk, tokens/s) count from the span's start, not from parsing:
+        # taken once the span has its start time, so a first chunk can never precede it (under a
+        # busy GIL, starting the span can take milliseconds).
+        record.started_at = time.perf_counter()
         self.linked_span = self.span or foreign
         if self.target.endpoint.by_shape:
             self._explain(None, f"as {self.target.endpoint.provider} {record.operation} (request shape, unlisted host)")
