@@ -6,6 +6,7 @@ where there is one), so it runs offline wherever pip itself does."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,9 @@ print(version("or-middleware"))
 
 
 def run(*argv: str | Path, cwd: Path | None = None) -> str:
-    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, timeout=600)
+    # A fresh venv sees only what it installed: no PYTHONPATH (a work tree's checkout) leaks in.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, timeout=600, env=env)
     assert done.returncode == 0, f"{argv}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
