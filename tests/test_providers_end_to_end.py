@@ -124,7 +124,23 @@ SYNC: dict[str, Callable[[str], Answer]] = {
 }
 
 
+async def _gemini_async(url: str, vertex: bool, stream: bool) -> Answer:
+    client = gemini(url, vertex).aio  # aiohttp underneath when it is installed (the aiohttp seam)
+    if stream:
+        chunks = [c async for c in await client.models.generate_content_stream(model="gemini-2.5-flash",
+                                                                                contents=PROMPT)]
+        text, last = "".join(c.text or "" for c in chunks), chunks[-1]
+    else:
+        last = await client.models.generate_content(model="gemini-2.5-flash", contents=PROMPT)
+        text = last.text
+    usage = last.usage_metadata
+    return {"text": text, "in": usage.prompt_token_count, "out": usage.candidates_token_count,
+            "finish": last.candidates[0].finish_reason.value}
+
+
 async def _async_call(case: str, url: str) -> Answer:
+    if case.startswith(("gemini", "vertex")):
+        return await _gemini_async(url, vertex=case.startswith("vertex"), stream=case.endswith("-stream"))
     if case == "cohere":
         return cohere_answer(await cohere.AsyncClientV2(api_key="k", base_url=url).chat(
             model="command-a-03-2025", messages=USER))
@@ -175,7 +191,10 @@ EXPECTED = {
     "mistral": ("127.0.0.1", "chat", "mistral-small-latest"),
 }
 CASES = [("sync", case) for case in SYNC] + [
-    ("async", f"{name}{suffix}") for name in ("cohere", "ollama", "groq", "mistral") for suffix in ("", "-stream")]
+    ("async", f"{name}{suffix}")
+    for name in ("gemini", "vertex", "cohere", "ollama", "groq", "mistral")
+    for suffix in ("", "-stream")
+]
 
 
 @pytest.mark.parametrize(("mode", "case"), CASES, ids=[f"{m}-{c}" for m, c in CASES])

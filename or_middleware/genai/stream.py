@@ -23,15 +23,18 @@ from or_middleware.genai.record import GenerationRecord
 __all__ = ["EventStreamReader", "has_value"]
 
 
-def has_value(data: str, marker: str) -> bool:
-    """Whether ``marker`` (a key's text ending in its closing quote, e.g. ``'"usage"'``) is
-    followed by a colon and a value other than ``null`` somewhere in ``data``."""
-    start = 0
-    while (i := data.find(marker, start)) >= 0:
-        start = i + len(marker)
-        rest = data[start : start + 8].lstrip()
-        if rest[:1] == ":" and not rest[1:].lstrip().startswith("null"):
-            return True
+def has_value(data: str, *markers: str) -> bool:
+    """Whether one of ``markers`` (a key's text ending in its closing quote, e.g. ``'"usage"'``)
+    is followed by a colon and a value other than ``null`` somewhere in ``data``.
+
+    Plain ``str.find`` per marker: cheaper than one regex alternation over the same text."""
+    for marker in markers:
+        start = 0
+        while (i := data.find(marker, start)) >= 0:
+            start = i + len(marker)
+            rest = data[start : start + 8].lstrip()
+            if rest[:1] == ":" and not rest[1:].lstrip().startswith("null"):
+                return True
     return False
 
 
@@ -100,7 +103,7 @@ class EventStreamReader:
     def is_routine(self, event: str | None, data: str) -> bool:
         """Whether this event (a JSON object, not yet decoded) can be counted and skipped:
         it carries none of ``fact_keys``. Formats with named events override this."""
-        return not any(has_value(data, key) for key in self.fact_keys)
+        return not has_value(data, *self.fact_keys)
 
     def write_output(self) -> None:
         """Put the reassembled output messages into the record (capture on)."""
