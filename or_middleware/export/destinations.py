@@ -43,6 +43,7 @@ from or_middleware.export.delivery import WireDelivery
 from or_middleware.export.dialects import dialect_for
 from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
 from or_middleware.export.encoders import OtlpJson, OtlpProtobuf, SpanEncoding
+from or_middleware.export.http_transport import HttpTransport
 from or_middleware.export.pipeline import DestinationPipeline
 from or_middleware.export.posthog import PostHogEvents
 from or_middleware.export.preparation import SpanPreparation
@@ -52,7 +53,7 @@ from or_middleware.export.selection import SpanSelection
 from or_middleware.export.sinks import ExporterSink, SpanSink
 from or_middleware.export.spool import DiskSpool
 from or_middleware.export.stats import DropCounter, PipelineStats
-from or_middleware.export.transports import GrpcTransport, HttpTransport, Transport, ssl_context
+from or_middleware.export.transports import GrpcTransport, Transport, ssl_context
 from or_middleware.export.vendors import VENDOR_TARGETS
 from or_middleware.export.webhook import webhook_target
 from or_middleware.export.wire import DEFAULT_TIMEOUT_S, WireTarget, basic, secret, timeout_of, with_path

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import gzip
 import json
 import os
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +25,18 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import grpc
+import httpcore
 import httpx
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 
+from or_middleware.export.deadline import attempt_deadline
 from or_middleware.version import __version__
 
 USER_AGENT = f"or-middleware/{__version__}"
 RETRYABLE_HTTP = frozenset({408, 429}) | frozenset(range(500, 600))
 MAX_MESSAGE_CHARS = 300
+MAX_ANSWER_BYTES = 64 * 1024  # read of a destination's answer: enough for any error message
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
-def _body_message(response: httpx.Response) -> str:
+def body_message(content: bytes, content_type: str) -> str:
     """The error message a destination put in its answer (JSON, OTLP Status, or text)."""
-    content = response.content
     if not content:
         return ""
-    if "protobuf" in response.headers.get("content-type", ""):
+    if "protobuf" in content_type:
         try:  # OTLP/HTTP servers answer a google.rpc.Status
             message = Status.FromString(content).message
             if message:
@@ -121,11 +123,11 @@ def describe_network_error(exc: BaseException, target: str) -> str:
     if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in text or "CERTIFICATE" in text:
         detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
         return f"TLS: handshake with {host} failed ({detail})"
-    if isinstance(exc, httpx.TimeoutException) or any(isinstance(e, TimeoutError) for e in chain):
+    if any(isinstance(e, httpx.TimeoutException | httpcore.TimeoutException | TimeoutError) for e in chain):
         return f"timeout: {host} did not answer in time"
     if any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
         return f"connect: connection refused by {host}"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError | httpcore.ConnectError):
         return f"connect: cannot reach {host} ({exc})"
     return f"network: {type(exc).__name__}: {exc}"
 
@@ -150,44 +152,6 @@ def ssl_context(certificate: str | None, client_cert: str | None = None,
     return context
 
 
-class HttpTransport:
-    """POST to one URL with httpx (keep-alive, optional gzip).
-
-    A forked worker (gunicorn ``--preload``) gets a client of its own: the parent's pooled
-    keep-alive connections must not be shared between processes.
-    """
-
-    def __init__(self, url: str, headers: Mapping[str, str], content_type: str, timeout: float,
-                 *, compress: bool = False, verify: ssl.SSLContext | bool = True, method: str = "POST") -> None:
-        self.target = url
-        self._method = method
-        self._compress = compress
-        self._headers = {"user-agent": USER_AGENT, **headers, "content-type": content_type}
-        if compress:
-            self._headers["content-encoding"] = "gzip"
-        self._timeout = timeout
-        self._verify = verify
-        self._pid = os.getpid()
-        self._client = self._new_client()
-
-    def _new_client(self) -> httpx.Client:
-        return httpx.Client(timeout=self._timeout, verify=self._verify, follow_redirects=False)
-
-    def send(self, body: bytes) -> SendResult:
-        if self._pid != os.getpid():
-            self._pid, self._client = os.getpid(), self._new_client()
-        content = gzip.compress(body) if self._compress else body
-        try:
-            response = self._client.request(self._method, self.target, content=content, headers=self._headers)
-        except httpx.HTTPError as exc:
-            return SendResult(False, retryable=True, reason=describe_network_error(exc, self.target))
-        return http_outcome(response.status_code, _body_message(response),
-                            parse_retry_after(response.headers.get("retry-after")))
-
-    def close(self) -> None:
-        self._client.close()
-
-
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
@@ -208,17 +172,22 @@ class GrpcTransport:
 
     def _open(self) -> None:
         self._pid = os.getpid()
+        options = [("grpc.max_receive_message_length", MAX_ANSWER_BYTES)]  # an answer is small; a huge one is refused
         if self._plaintext:
-            self._channel = grpc.insecure_channel(self._address)
+            self._channel = grpc.insecure_channel(self._address, options=options)
         else:
-            self._channel = grpc.secure_channel(self._address, grpc.ssl_channel_credentials(self._root_certificates))
+            credentials = grpc.ssl_channel_credentials(self._root_certificates)
+            self._channel = grpc.secure_channel(self._address, credentials, options=options)
         self._export = self._channel.unary_unary(_GRPC_METHOD)
 
     def send(self, body: bytes) -> SendResult:
         if self._pid != os.getpid():  # a forked worker: the parent's channel is not usable here
             self._open()
+        left = attempt_deadline(self._timeout) - time.monotonic()  # a gRPC deadline is one total bound
+        if left <= 0:
+            return SendResult(False, retryable=True, reason=f"timeout: shutdown budget spent ({self.target})")
         try:
-            self._export(body, timeout=self._timeout, metadata=self._metadata, compression=self._compression)
+            self._export(body, timeout=left, metadata=self._metadata, compression=self._compression)
         except grpc.RpcError as exc:
             return grpc_outcome(exc, self.target)
         return SendResult(True)

@@ -134,7 +134,7 @@ STAGES: list[tuple[str, str, Any, str]] = [
      "destination otlp failed to export"),
     ("destination_encoder", "or_middleware.export.encoders.OtlpProtobuf.encode", None,
      "destination otlp failed to export"),
-    ("destination_transport", "or_middleware.export.transports.HttpTransport.send", None,
+    ("destination_transport", "or_middleware.export.http_transport.HttpTransport.send", None,
      "destination otlp failed to export"),
     # the analysis stage (metrics, security signals), where it exists
     ("analysis_end_span", "or_middleware.analysis.GenerationAnalysis.end_span", None, "internal error in span end"),
