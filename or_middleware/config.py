@@ -183,6 +183,9 @@ class RemoteDestination(DestinationSettings):
     max_backoff_s: float = Field(30.0, gt=0)
     spool_dir: str | None = None  # None: OR_MIDDLEWARE_SPOOL_DIR, else the user cache dir
     spool_max_mb: float = Field(64.0, ge=0)  # 0: no spool (spans are dropped when delivery fails)
+    # event: prompts and completions as OTLP log records gen_ai.client.inference.operation.details
+    # (to the logs endpoint beside the traces one), not as span attributes (export/content_events.py)
+    content: Literal["attributes", "event"] = "attributes"
 
     url_fields: ClassVar[tuple[str, ...]] = ()  # fields that must be http(s) URLs
 

@@ -13,6 +13,7 @@ import os
 import re
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from or_middleware.config import (
     parse_headers,
 )
 from or_middleware.export import otlp_env
+from or_middleware.export.content_events import ContentEventLogs, ContentEventSink, ContentToEvent, logs_url
 from or_middleware.export.delivery import WireDelivery
 from or_middleware.export.dialects import dialect_for
 from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
@@ -220,11 +222,32 @@ def _spool(dest: RemoteDestination, settings: Settings, target: WireTarget) -> D
         return None
 
 
+def content_event_target(dest: DestinationSettings, target: WireTarget | None) -> WireTarget | None:
+    """Where ``CONTENT=event`` sends its log records: beside the traces, over OTLP/HTTP protobuf."""
+    if not isinstance(dest, RemoteDestination) or dest.content != "event":
+        return None
+    if target is None or not target.protocol.startswith("http/") or not target.url.rstrip("/").endswith("/v1/traces"):
+        raise ConfigError(f"{dest.env_name('content')}=event: needs an OTLP/HTTP destination whose traces URL ends "
+                          "in /v1/traces (the log records go to /v1/logs beside it); use attributes here")
+    return replace(target, url=logs_url(target.url), protocol="http/protobuf")
+
+
 def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget | None, stats: PipelineStats,
-               drops: Callable[[int, str], None], *, spool: bool = True) -> SpanSink:
+               drops: Callable[[int, str], None], *, spool: bool = True,
+               content_events: ContentToEvent | None = None) -> SpanSink:
     if target is None:
         return ExporterSink(EXPORTER_FACTORIES[dest.kind](dest), stats)
     assert isinstance(dest, RemoteDestination)
+    events_target = content_event_target(dest, target)
+    if events_target is not None and content_events is not None:
+        logs_stats = PipelineStats()  # the destination's stats count spans; its events are apart
+        logs = WireDelivery(f"{dest.name}.content_events", ContentEventLogs(),
+                            transport_for(events_target, ContentEventLogs.content_type), stats=logs_stats,
+                            on_drop=DropCounter(f"{dest.name} content events", logs_stats),
+                            spool=_spool(dest, settings, events_target) if spool else None,
+                            max_retries=dest.max_retries, max_backoff_s=dest.max_backoff_s)
+        spans = build_sink(dest, settings, target, stats, drops, spool=spool)
+        return ContentEventSink(spans, logs, content_events)
     encoding = encoding_for(target, dest)
     return WireDelivery(
         dest.name,
@@ -255,7 +278,8 @@ class ResourceAttributes:
         draft.resource = cached[1]
 
 
-def build_preparation(dest: DestinationSettings, settings: Settings, target: WireTarget | None) -> SpanPreparation:
+def build_preparation(dest: DestinationSettings, settings: Settings, target: WireTarget | None,
+                      content_events: ContentToEvent | None = None) -> SpanPreparation:
     transforms: list[DraftTransform] = []
     if dest.span_scope == "genai":
         transforms.append(detach_from_parent)
@@ -268,6 +292,8 @@ def build_preparation(dest: DestinationSettings, settings: Settings, target: Wir
     semconv = genai_semconv()
     if semconv.latest and target is not None and target.protocol != "posthog":  # OTLP wire destinations
         transforms.append(LatestAttributeNames(semconv))
+    if content_events is not None:  # CONTENT=event: after privacy and PII, before the dialect
+        transforms.append(content_events)
     if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
         transforms.append(dialect_for(dest.resolved_dialect, privacy=settings.privacy_for(dest)))
     transforms.append(CredentialScrubber())
@@ -283,14 +309,15 @@ def build_pipeline(dest: DestinationSettings, settings: Settings) -> Destination
     target = wire_target(dest, settings)
     stats = PipelineStats()
     drops = DropCounter(dest.name, stats)
-    sink = build_sink(dest, settings, target, stats, drops)
+    content_events = ContentToEvent() if content_event_target(dest, target) is not None else None
+    sink = build_sink(dest, settings, target, stats, drops, content_events=content_events)
     pipeline = DestinationPipeline(
         dest.name,
         sink,
         stats=stats,
         drops=drops,
         accepts=is_genai_span if dest.span_scope == "genai" else _any_span,
-        preparation=build_preparation(dest, settings, target),
+        preparation=build_preparation(dest, settings, target, content_events),
         max_queue_size=dest.max_queue_size,
         schedule_delay_s=dest.schedule_delay_ms / 1000,
     )

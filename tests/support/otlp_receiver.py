@@ -14,15 +14,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
 from .otlp_grpc import OTLPGrpcReceiver
-from .otlp_spans import OTLPRequest, ReceivedSpan, SpanStore, decode_json, decode_proto
+from .otlp_spans import OTLPRequest, ReceivedSpan, SpanStore, attributes, decode_json, decode_proto
 
 __all__ = ["OTLPGrpcReceiver", "OTLPReceiver", "OTLPRequest", "ReceivedSpan"]
+
+
+def decode_logs(content_type: str, encoding: str, body: bytes) -> list[dict[str, Any]]:
+    """An OTLP/HTTP protobuf logs request as dicts: event_name, attributes, trace_id, span_id, resource."""
+    data = gzip.decompress(body) if encoding == "gzip" else body
+    if not content_type.startswith("application/x-protobuf"):
+        raise ValueError(f"unsupported content-type {content_type!r} for logs")
+    records = []
+    for resource_logs in ExportLogsServiceRequest.FromString(data).resource_logs:
+        resource = attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                records.append({"event_name": record.event_name, "attributes": attributes(record.attributes),
+                                "trace_id": record.trace_id.hex(), "span_id": record.span_id.hex(),
+                                "severity": record.severity_text, "resource": resource,
+                                "scope": scope_logs.scope.name})
+    return records
 
 
 def decode_http(content_type: str, encoding: str, body: bytes) -> list[ReceivedSpan]:
@@ -45,7 +63,10 @@ class _Handler(BaseHTTPRequestHandler):
         request = OTLPRequest(path=self.path, headers=headers, body=body, method=self.command)
         content_type = headers.get("content-type", "")
         try:
-            request.spans = decode_http(content_type, headers.get("content-encoding", ""), body)
+            if self.path.rstrip("/").endswith("/v1/logs"):
+                request.logs = decode_logs(content_type, headers.get("content-encoding", ""), body)
+            else:
+                request.spans = decode_http(content_type, headers.get("content-encoding", ""), body)
         except Exception as exc:  # any decode failure is a finding for the test, not a crash
             request.error = f"{type(exc).__name__}: {exc}"
         status, retry_after, delay, blackhole = store._take_behaviour()

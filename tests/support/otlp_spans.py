@@ -48,6 +48,7 @@ class OTLPRequest:
     spans: list[ReceivedSpan] = field(default_factory=list)
     error: str | None = None  # why decoding failed, if it did
     method: str = "POST"
+    logs: list[dict[str, Any]] = field(default_factory=list)  # OTLP log records (a /v1/logs request)
 
 
 def any_value(value: AnyValue) -> Any:
