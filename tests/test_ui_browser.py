@@ -118,6 +118,12 @@ def test_every_page_loads_and_the_canaries_stay_text(store, explorer, watched):
         "security": "/security", "live": "/live",
     }
     for name, path in pages.items():
+        page = watched.open(explorer + path)
+        if name.startswith("overview"):  # the charts come after the totals, from /api/series
+            page.wait_for_selector("#charts[data-ready]")
+            assert page.locator("#charts canvas").count() == 6, name
+        if name == "security":
+            assert page.locator(".charts canvas").count() == 1
         watched.open(explorer + path, shot=name)
     page = watched.open(explorer + f"/generations/{xss_id}")
     text = page.inner_text("main")

@@ -225,9 +225,10 @@ class Paging:
 
     def order_by(self) -> str:
         direction = "DESC" if self.descending else "ASC"
-        # NULLs last either way, then newest first: a stable order for paging
         column = SORTS[self.sort]
-        return f"({column} IS NULL), {column} {direction}, id DESC"
+        if self.sort == "time":  # never NULL: the time index serves the order (no sort of the range)
+            return f"{column} {direction}, id {direction}"
+        return f"{column} {direction} NULLS LAST, id {direction}"  # calls without a value at the end
 
     @property
     def offset(self) -> int:

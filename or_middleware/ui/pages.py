@@ -34,14 +34,21 @@ def _params(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _pager(request: Request, total: int, paging: Paging) -> dict[str, Any]:
+def _pager(request: Request, paging: Paging, total: int | None = None, more: bool = False) -> dict[str, Any]:
+    """Links to the neighbouring pages; ``total`` when counted, else ``more``: a row beyond this page exists."""
     params = _params(request)
-    last = max(1, -(-total // paging.size))
+    last = None if total is None else max(1, -(-total // paging.size))
+    has_next = paging.page < last if last is not None else more
     return {
         "total": total, "page": paging.page, "last": last,
         "previous": link(request.url.path, {**params, "page": paging.page - 1}) if paging.page > 1 else None,
-        "next": link(request.url.path, {**params, "page": paging.page + 1}) if paging.page < last else None,
+        "next": link(request.url.path, {**params, "page": paging.page + 1}) if has_next else None,
     }
+
+
+def _shown(rows: list[dict[str, Any]], paging: Paging) -> tuple[list[dict[str, Any]], bool]:
+    """A page's rows (read one beyond it) and whether there is a next page."""
+    return rows[:paging.size], len(rows) > paging.size
 
 
 def overview(request: Request) -> HTMLResponse:
@@ -50,16 +57,25 @@ def overview(request: Request) -> HTMLResponse:
         params["by"] = f"metadata.{params['meta_by'].strip()}"
     time, by = TimeRange.parse(params), parse_by(params)
     with store_of(request).connect() as reader:
-        found = queries.overview(reader, time, by)
-    return render(request, "overview.html", time=time, by=by, groupings=list(GROUPINGS), usage=found.usage,
-                  overall=found.usage.overall.as_dict(), groups=[g.as_dict() for g in found.usage.groups],
-                  chart_data=found.series.as_dict(), since_choices=SINCE_CHOICES)
+        usage = queries.overview(reader, time, by)
+    return render(request, "overview.html", time=time, by=by, groupings=list(GROUPINGS), usage=usage,
+                  overall=usage.overall.as_dict(), groups=[g.as_dict() for g in usage.groups],
+                  series_link=link("api/series", {"since": time.since, "by": by}), since_choices=SINCE_CHOICES)
+
+
+def overview_series(request: Request) -> Response:
+    """The overview's charts as JSON, fetched by the page after it is shown (the totals come first)."""
+    params = _params(request)
+    time, by = TimeRange.parse(params), parse_by(params)
+    with store_of(request).connect() as reader:
+        series = queries.overview_series(reader, time, by)
+    return SafeJSONResponse(series.as_dict())
 
 
 def models(request: Request) -> HTMLResponse:
     time = TimeRange.parse(_params(request))
     with store_of(request).connect() as reader:
-        usage = queries.overview(reader, time, "model").usage
+        usage = queries.overview(reader, time, "model")
         throughput = queries.model_throughput(reader, time)
     rows = []
     for group in usage.groups:
@@ -94,7 +110,7 @@ def generations(request: Request) -> HTMLResponse:
         for name in SORTS
     }
     return render(request, "generations.html", filter=found, filter_query=found.query(), paging=paging, rows=rows,
-                  pages=_pager(request, total, paging), sort_links=sort_links, page_sizes=PAGE_SIZES,
+                  pages=_pager(request, paging, total), sort_links=sort_links, page_sizes=PAGE_SIZES,
                   since_choices=SINCE_CHOICES, params=params)
 
 
@@ -117,8 +133,8 @@ def traces(request: Request) -> HTMLResponse:
     params = _params(request)
     time, paging = TimeRange.parse(params), Paging.parse({k: v for k, v in params.items() if k in ("page", "size")})
     with store_of(request).connect() as reader:
-        total, rows = queries.traces_page(reader, time, paging)
-    return render(request, "traces.html", time=time, rows=rows, pages=_pager(request, total, paging),
+        rows, more = _shown(queries.traces_page(reader, time, paging), paging)
+    return render(request, "traces.html", time=time, rows=rows, pages=_pager(request, paging, more=more),
                   since_choices=SINCE_CHOICES)
 
 
@@ -143,8 +159,8 @@ def sessions(request: Request) -> HTMLResponse:
     params = _params(request)
     time, paging = TimeRange.parse(params), Paging.parse({k: v for k, v in params.items() if k in ("page", "size")})
     with store_of(request).connect() as reader:
-        total, rows = queries.sessions_page(reader, time, paging)
-    return render(request, "sessions.html", time=time, rows=rows, pages=_pager(request, total, paging),
+        rows, more = _shown(queries.sessions_page(reader, time, paging), paging)
+    return render(request, "sessions.html", time=time, rows=rows, pages=_pager(request, paging, more=more),
                   since_choices=SINCE_CHOICES)
 
 
@@ -162,8 +178,8 @@ def users(request: Request) -> HTMLResponse:
     params = _params(request)
     time, paging = TimeRange.parse(params), Paging.parse({k: v for k, v in params.items() if k in ("page", "size")})
     with store_of(request).connect() as reader:
-        total, rows = queries.users_page(reader, time, paging)
-    return render(request, "users.html", time=time, rows=rows, pages=_pager(request, total, paging),
+        rows, more = _shown(queries.users_page(reader, time, paging), paging)
+    return render(request, "users.html", time=time, rows=rows, pages=_pager(request, paging, more=more),
                   since_choices=SINCE_CHOICES)
 
 
@@ -175,7 +191,7 @@ def user(request: Request) -> HTMLResponse:
     with store_of(request).connect() as reader:
         activity = queries.user_activity(reader, time, user_id)
         _, recent = queries.generations_page(reader, only, Paging(size=20))
-        _, user_sessions = queries.sessions_page(reader, time, Paging(size=20), user=user_id)
+        user_sessions = queries.sessions_page(reader, time, Paging(size=20), user=user_id)[:20]
         signals = queries.security(reader, time, Paging(size=20), user=user_id)
         spend = queries.user_models(reader, time, user_id)
     return render(request, "user.html", user_id=user_id, time=time, activity=activity, recent=recent,
@@ -189,7 +205,7 @@ def security(request: Request) -> HTMLResponse:
     with store_of(request).connect() as reader:
         found = queries.security(reader, time, paging)
     return render(request, "security.html", time=time, found=found, chart_data=found.series,
-                  pages=_pager(request, found.total, paging), since_choices=SINCE_CHOICES)
+                  pages=_pager(request, paging, found.total), since_choices=SINCE_CHOICES)
 
 
 def live(request: Request) -> HTMLResponse:
@@ -231,4 +247,5 @@ ROUTES = [
     Route("/security", security, name="security"),
     Route("/live", live, name="live"),
     Route("/api/live", live_data, name="live_data"),
+    Route("/api/series", overview_series, name="overview_series"),
 ]

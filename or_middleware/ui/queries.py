@@ -39,20 +39,21 @@ def _span(reader: Reader, where: str, values: list[object]) -> tuple[int, int] |
 # -- overview and models --------------------------------------------------------------------------
 
 
-@dataclass
-class Overview:
-    usage: UsageReport
-    series: Series
+def overview(reader: Reader, time: TimeRange, by: str) -> UsageReport:
+    """The report's own figures for the range (``or-middleware report --since ... --by ...``)."""
+    return usage_report(reader.connection, since_unix_nano=time.since_unix_nano, by=by)
 
 
-def overview(reader: Reader, time: TimeRange, by: str) -> Overview:
-    usage = usage_report(reader.connection, since_unix_nano=time.since_unix_nano, by=by)
+def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
+    """The overview's charts: the range's figures per time bucket, the most expensive groups drawn apart."""
     where, values = GenerationFilter(time=TimeRange(time.since, time.since_unix_nano)).where()
-    keys = [g.key or NONE_KEY for g in usage.groups[:MAX_SERIES] if g.key != NONE_KEY]
+    top = reader.all(f"SELECT CAST({group_expression(by)} AS TEXT) AS k FROM generations WHERE {where} "
+                     "GROUP BY k ORDER BY TOTAL(cost_usd) DESC, COUNT(*) DESC LIMIT ?", [*values, MAX_SERIES + 1])
+    keys = [k for (k,) in top if k not in (None, "")][:MAX_SERIES]
     bounds = _span(reader, where, values)
-    series = Series() if bounds is None else over_time(
-        reader, where=where, values=values, by=by, keys=keys, first_nano=bounds[0], last_nano=bounds[1])
-    return Overview(usage, series)
+    if bounds is None:
+        return Series()
+    return over_time(reader, where=where, values=values, by=by, keys=keys, first_nano=bounds[0], last_nano=bounds[1])
 
 
 def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
@@ -106,12 +107,19 @@ _TRACE_SUMS = (
 )
 
 
-def traces_page(reader: Reader, time: TimeRange, paging: Paging) -> tuple[int, list[Record]]:
+def _in_range(time: TimeRange, columns: str) -> tuple[str, list[object]]:
+    """The range's rows as a materialized CTE: grouping them then cannot pick an index (trace, user)
+    that walks the whole table instead of the time index's few rows."""
     where, values = time.where()
-    (total,) = reader.one(f"SELECT COUNT(DISTINCT trace_id) FROM generations WHERE {where}", values) or (0,)
-    rows = _records(reader, f"SELECT {_TRACE_SUMS} FROM generations WHERE {where} GROUP BY trace_id "
-                            "ORDER BY start DESC LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
-    return int(total), rows
+    return f"WITH picked AS MATERIALIZED (SELECT {columns} FROM generations WHERE {where}) ", values
+
+
+def traces_page(reader: Reader, time: TimeRange, paging: Paging) -> list[Record]:
+    """Up to ``paging.size + 1`` traces, latest first (one more than shown: is there a next page?)."""
+    cte, values = _in_range(time, "trace_id, time_unix_nano, duration_s, cost_usd, status, route, user_id, "
+                                  "session_id")
+    return _records(reader, f"{cte}SELECT {_TRACE_SUMS} FROM picked GROUP BY trace_id "
+                            "ORDER BY start DESC LIMIT ? OFFSET ?", [*values, paging.size + 1, paging.offset])
 
 
 def trace(reader: Reader, trace_id: str) -> list[Record]:
@@ -129,18 +137,20 @@ _ACTIVITY = (
 )
 
 
-def sessions_page(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None
-                  ) -> tuple[int, list[Record]]:
-    where, values = time.where()
-    where += " AND session_id IS NOT NULL"
+_ACTIVITY_COLUMNS = "user_id, session_id, cost_usd, input_tokens, output_tokens, status, time_unix_nano"
+
+
+def sessions_page(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None) -> list[Record]:
+    """Up to ``paging.size + 1`` sessions, latest activity first."""
+    cte, values = _in_range(time, _ACTIVITY_COLUMNS)
+    where, extra = "session_id IS NOT NULL", []
     if user is not None:
         where += " AND user_id = ?"
-        values.append(user)
-    (total,) = reader.one(f"SELECT COUNT(DISTINCT session_id) FROM generations WHERE {where}", values) or (0,)
-    rows = _records(reader, f"SELECT session_id, MIN(user_id) AS user_id, COUNT(DISTINCT user_id) AS users, "
-                            f"{_ACTIVITY} FROM generations WHERE {where} GROUP BY session_id "
-                            "ORDER BY last_seen DESC LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
-    return int(total), rows
+        extra.append(user)
+    return _records(reader, f"{cte}SELECT session_id, MIN(user_id) AS user_id, COUNT(DISTINCT user_id) AS users, "
+                            f"{_ACTIVITY} FROM picked WHERE {where} GROUP BY session_id "
+                            "ORDER BY last_seen DESC LIMIT ? OFFSET ?",
+                    [*values, *extra, paging.size + 1, paging.offset])
 
 
 def session(reader: Reader, session_id: str, limit: int = 500) -> list[Record]:
@@ -149,19 +159,20 @@ def session(reader: Reader, session_id: str, limit: int = 500) -> list[Record]:
                             "ORDER BY time_unix_nano, id LIMIT ?", [session_id, limit])
 
 
-def users_page(reader: Reader, time: TimeRange, paging: Paging) -> tuple[int, list[Record]]:
-    where, values = time.where()
-    where += " AND user_id IS NOT NULL"
-    (total,) = reader.one(f"SELECT COUNT(DISTINCT user_id) FROM generations WHERE {where}", values) or (0,)
-    rows = _records(reader, f"SELECT user_id, COUNT(DISTINCT session_id) AS sessions, {_ACTIVITY} "
-                            f"FROM generations WHERE {where} GROUP BY user_id "
-                            "ORDER BY cost_usd DESC, calls DESC LIMIT ? OFFSET ?",
-                    [*values, paging.size, paging.offset])
-    signals = dict(reader.all("SELECT user_id, COUNT(*) FROM security_events WHERE time_unix_nano >= ? "
-                              "AND user_id IS NOT NULL GROUP BY user_id", [time.since_unix_nano]))
+def users_page(reader: Reader, time: TimeRange, paging: Paging) -> list[Record]:
+    """Up to ``paging.size + 1`` users, most expensive first, with their security signal counts."""
+    cte, values = _in_range(time, _ACTIVITY_COLUMNS)
+    rows = _records(reader, f"{cte}SELECT user_id, COUNT(DISTINCT session_id) AS sessions, {_ACTIVITY} "
+                            "FROM picked WHERE user_id IS NOT NULL GROUP BY user_id "
+                            "ORDER BY cost_usd DESC, calls DESC, user_id LIMIT ? OFFSET ?",
+                    [*values, paging.size + 1, paging.offset])
+    names = [row["user_id"] for row in rows]
+    signals = dict(reader.all(
+        f"SELECT user_id, COUNT(*) FROM security_events WHERE time_unix_nano >= ? AND user_id IN "
+        f"({', '.join('?' * len(names))}) GROUP BY user_id", [time.since_unix_nano, *names])) if names else {}
     for row in rows:
         row["signals"] = signals.get(row["user_id"], 0)
-    return int(total), rows
+    return rows
 
 
 def user_activity(reader: Reader, time: TimeRange, user_id: str) -> Record:

@@ -11,10 +11,27 @@
     return Math.abs(value) >= 1000 ? (value / 1000).toFixed(1) + "k" : String(Math.round(value * 100) / 100);
   }
 
-  function drawCharts() {
+  async function drawCharts() {
+    if (typeof uPlot === "undefined") return;
     const source = document.getElementById("chart-data");
-    if (!source || typeof uPlot === "undefined") return;
-    const data = JSON.parse(source.textContent);
+    const remote = document.querySelector("[data-series]");
+    let data;
+    if (source) {
+      data = JSON.parse(source.textContent);
+    } else if (remote) {  // the overview's charts come after its totals
+      remote.classList.add("loading");
+      try {
+        const answer = await fetch(remote.dataset.series, { credentials: "same-origin" });
+        if (!answer.ok) throw new Error(String(answer.status));
+        data = await answer.json();
+      } catch (e) {
+        data = { times: [], charts: {} };
+      }
+      remote.classList.remove("loading");
+      remote.dataset.ready = "1";
+    } else {
+      return;
+    }
     const plots = [];
     document.querySelectorAll("[data-chart]").forEach(function (el) {
       const lines = (data.charts || {})[el.dataset.chart];
