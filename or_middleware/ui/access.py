@@ -74,7 +74,8 @@ class TokenCheck:
         if not self.matches(request.query_params.get("token")):
             return None
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-        target = request.scope.get("root_path", "") + request.url.path[len(request.scope.get("root_path", "")):]
+        # One leading slash: "//evil.example/" would be a redirect to another site.
+        target = "/" + request.url.path.lstrip("/")
         response = RedirectResponse(target + (f"?{urlencode(rest)}" if rest else ""), status_code=303)
         response.set_cookie(COOKIE, self._cookie.decode(), httponly=True, samesite="strict",
                             path=request.scope.get("root_path") or "/")

@@ -8,12 +8,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+REPLAY_PART_CHARS = 4000  # of each message part in a session's replay (the generation's page shows it all)
+
 
 @dataclass
 class Part:
     kind: str  # text | tool_call | tool_call_response | other
     text: str
     name: str | None = None  # the tool's name, for tool calls
+
+    def shortened(self, limit: int = REPLAY_PART_CHARS) -> Part:
+        if len(self.text) <= limit:
+            return self
+        return Part(self.kind, f"{self.text[:limit]}… ({len(self.text) - limit:,} more characters)", self.name)
 
 
 @dataclass
@@ -94,6 +101,10 @@ def conversation(calls: Sequence[dict[str, Any]]) -> list[Turn] | None:
         answer = messages(call.get("output_messages"), "assistant")
         given_messages = given.messages if given else []
         new = given_messages[seen:] if len(given_messages) > seen else given_messages[-1:]
-        turns.append(Turn(call, new, answer.messages if answer else []))
+        turns.append(Turn(call, _shortened(new), _shortened(answer.messages if answer else [])))
         seen = len(given_messages) + (len(answer.messages) if answer else 0)
     return turns
+
+
+def _shortened(found: list[Message]) -> list[Message]:
+    return [Message(m.role, [p.shortened() for p in m.parts]) for m in found]

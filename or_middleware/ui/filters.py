@@ -116,13 +116,13 @@ class TimeRange:
         until = _text(params, "until")
         try:
             since_nano = to_unix_nano(parse_since(since, now))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # OverflowError: 99999999999d ago is before year 1
             raise BadParameter("since", str(exc)) from None
         until_nano = None
         if until is not None:
             try:
                 moment = parse_since(until, now)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 raise BadParameter("until", str(exc)) from None
             until_nano = None if moment is None else to_unix_nano(moment)
         return cls(since, since_nano, until, until_nano)

@@ -171,6 +171,7 @@ def session(request: Request) -> HTMLResponse:
     if not calls:
         raise HTTPException(404)
     return render(request, "session.html", session_id=session_id, calls=calls, turns=conversation(calls),
+                  limit=queries.SESSION_CALLS,
                   cost=sum(c["cost_usd"] or 0 for c in calls))
 
 

@@ -23,6 +23,7 @@ LIST_COLUMNS = (
     "cost_usd", "duration_s", "ttfc_s", "stream", "trace_id",
 )
 _LIST = ", ".join(LIST_COLUMNS)
+SESSION_CALLS = 200  # shown on a session's page (with their content: each call may hold ~256 kB of text)
 CONTENT_COLUMNS = ("system_instructions", "input_messages", "output_messages", "tool_definitions")
 
 
@@ -153,7 +154,7 @@ def sessions_page(reader: Reader, time: TimeRange, paging: Paging, user: str | N
                     [*values, *extra, paging.size + 1, paging.offset])
 
 
-def session(reader: Reader, session_id: str, limit: int = 500) -> list[Record]:
+def session(reader: Reader, session_id: str, limit: int = SESSION_CALLS) -> list[Record]:
     columns = ", ".join((_LIST, "input_messages", "output_messages", "system_instructions"))
     return _records(reader, f"SELECT {columns} FROM generations WHERE session_id = ? "
                             "ORDER BY time_unix_nano, id LIMIT ?", [session_id, limit])
