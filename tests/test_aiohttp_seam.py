@@ -24,21 +24,13 @@ from or_middleware.demo.serving import serve_asgi
 from tests.apps import AUTH, chat_body
 from tests.conftest import make_settings, otlp
 from tests.support.raw_http import RawHTTPServer, chunk, head_bytes, reset
+from tests.support.seams import genai_span_waiter, normalised, without_hook
 
 
 @pytest.fixture
 def genai_spans(upstream, receiver) -> Callable[[int], list[Any]]:
     LLMTracingMiddleware(Starlette(), settings=make_settings(upstream, otlp(receiver)))
-
-    def wait(count: int = 1) -> list[Any]:
-        or_middleware.force_flush()
-        spans = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=count)
-        time.sleep(0.1)
-        or_middleware.force_flush()
-        assert len([s for s in receiver.spans if s.scope == "or_middleware"]) == count  # ended exactly once
-        return spans
-
-    return wait
+    return genai_span_waiter(receiver)
 
 
 def inside_a_request(action: Callable[[], Any]) -> Any:
@@ -54,22 +46,6 @@ def inside_a_request(action: Callable[[], Any]) -> Any:
         return action()
     finally:
         context.leave(token)
-
-
-def without_hook(action: Callable[[], Any]) -> Any:
-    or_middleware.uninstrument()
-    try:
-        return action()
-    finally:
-        or_middleware.instrument()
-
-
-def _normalised(data: bytes) -> bytes:
-    import re
-
-    data = re.sub(rb'"created": ?\d+', b'"created":0', data)
-    data = re.sub(rb'"id": ?"(gen|chatcmpl)-[^"]*"', b'"id":"X"', data)
-    return re.sub(rb"gen-\d+-fake", b"gen-N-fake", data)
 
 
 Reader = Callable[[aiohttp.ClientResponse], Awaitable[bytes]]
@@ -146,7 +122,7 @@ def test_every_way_of_reading_is_observed_and_unchanged(upstream, genai_spans, h
     body = chat_body("aiohttp reads", stream=stream)
     bare = without_hook(lambda: _post(url, body, READERS[how]))
     traced = _post(url, body, READERS[how])
-    assert _normalised(traced) == _normalised(bare) and traced
+    assert normalised(traced) == normalised(bare) and traced
     [span] = genai_spans(1)
     assert span.status_code == "UNSET"
     assert span.attributes["gen_ai.provider.name"] == "openrouter"
@@ -422,3 +398,29 @@ def test_uninstrument_restores_aiohttp_by_identity(upstream, genai_spans):
     assert [cls.__dict__[name] for cls, name in places] == reinstalled
     _post(f"{upstream.openai}/chat/completions", chat_body("after"), lambda r: r.read())
     genai_spans(1)
+
+
+def test_an_app_called_in_process_through_httpx_asgi_transport_still_traces_its_aiohttp_calls(upstream, receiver):
+    """The outer httpx request (to the app, not an LLM call) marks nothing: the app's own
+    aiohttp call inside it is traced, once."""
+    import httpx
+
+    app = FastAPI()
+
+    @app.post("/ask")
+    async def ask(request: Request) -> Response:
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{upstream.openai}/chat/completions", json=await request.json()
+        ) as answer:
+            return Response(await answer.read(), media_type="application/json")
+
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver)))
+
+    async def run() -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+            return (await client.post("/ask", json=chat_body("in process"))).json()
+
+    answer = asyncio.run(run())
+    or_middleware.force_flush()
+    [span] = receiver.wait_for_spans(lambda s: s.scope == "or_middleware")
+    assert span.attributes["gen_ai.response.id"] == answer["id"]

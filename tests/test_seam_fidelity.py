@@ -29,36 +29,13 @@ import or_middleware
 from or_middleware import LLMTracingMiddleware
 from tests.apps import AUTH, chat_body
 from tests.conftest import make_settings, otlp
+from tests.support.seams import genai_span_waiter, normalised, without_hook
 
 
 @pytest.fixture
 def genai_spans(upstream, receiver) -> Callable[[int], list[Any]]:
     LLMTracingMiddleware(Starlette(), settings=make_settings(upstream, otlp(receiver)))
-
-    def wait(count: int = 1) -> list[Any]:
-        or_middleware.force_flush()
-        spans = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=count)
-        or_middleware.force_flush()
-        assert len([s for s in receiver.spans if s.scope == "or_middleware"]) == count  # ended exactly once
-        return spans
-
-    return wait
-
-
-def without_hook(action: Callable[[], Any]) -> Any:
-    or_middleware.uninstrument()
-    try:
-        return action()
-    finally:
-        or_middleware.instrument()
-
-
-def _normalised(data: bytes) -> bytes:
-    """The fake stamps a counter id and wall-clock seconds; everything else must match to the byte."""
-    import re
-
-    data = re.sub(rb'"created": ?\d+', b'"created":0', data)
-    return re.sub(rb"gen-\d+-fake", b"gen-N-fake", data)
+    return genai_span_waiter(receiver)
 
 
 # --- item 15: requests' response.raw is untouched ------------------------------------------
@@ -104,7 +81,7 @@ def test_requests_raw_is_urllib3s_own_response_and_still_observed(upstream, gena
     bare_type, bare = without_hook(call)
     traced_type, traced = call()
     assert traced_type is bare_type is urllib3.response.HTTPResponse
-    assert _normalised(traced) == _normalised(bare) and traced
+    assert normalised(traced) == normalised(bare) and traced
     [span] = genai_spans(1)  # only the call made with the hook
     assert span.status_code == "UNSET"
     assert span.attributes["gen_ai.usage.output_tokens"] > 0

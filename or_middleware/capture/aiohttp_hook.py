@@ -34,7 +34,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from or_middleware.capture.call import LLMCall, inside_outer_seam, log_once, match_request
+from or_middleware.capture.call import LLMCall, log_once, match_request
+from or_middleware.capture.lifecycle import inside_outer_seam, open_call
 
 # (class, name) -> aiohttp's own function, restored by uninstall()
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
@@ -61,10 +62,10 @@ def _close(call: LLMCall) -> None:
 async def _start_call(request: Any, target: Any) -> LLMCall | None:
     from aiohttp.payload import BytesPayload
 
+    payload = request.body
+    body: bytes | None = None
+    skipped: str | None = None
     try:
-        payload = request.body
-        body: bytes | None = None
-        skipped: str | None = None
         if isinstance(payload, BytesPayload):
             if (payload.size or 0) > target.runtime.settings.max_link_body_bytes:
                 skipped = "skipped_large_body"
@@ -72,18 +73,21 @@ async def _start_call(request: Any, target: Any) -> LLMCall | None:
                 body = await payload.as_bytes()
         elif payload:  # a file, an async iterable, multipart: never read ahead of aiohttp
             skipped = "skipped_streamed_body"
-        url = request.url
-        call = LLMCall(target, url.host or "", url.port)
-        new_body = call.start(body, skipped)
-        if new_body is not None:
-            await request.update_body(new_body)
-        if call.wants_traceparent():
-            for key, value in call.traceparent_headers().items():
-                request.headers[key] = value
-        return call
     except Exception:
-        log_once("aiohttp call start")
+        log_once("aiohttp request body")
         return None
+    url = request.url
+    started = open_call(target, url.host or "", url.port, body, skipped)
+    if started is None:
+        return None
+    try:
+        if started.new_body is not None:
+            await request.update_body(started.new_body)
+        for key, value in started.headers.items():
+            request.headers[key] = value
+    except Exception:
+        log_once("aiohttp request update")
+    return started.call
 
 
 def _wrap_connect(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,14 +101,8 @@ def _wrap_connect(original: Callable[..., Any]) -> Callable[..., Any]:
         call = await _start_call(req, target)
         if call is None:
             return await original(self, req, *args, **kwargs)
-        call.activate()
-        try:
+        with call.sending():  # refused, DNS, TLS, connect timeout: the call's error, aiohttp's exception
             connection = await original(self, req, *args, **kwargs)
-        except BaseException as exc:
-            call.on_error(exc)  # refused, DNS, TLS, connect timeout: the app gets aiohttp's own error
-            raise
-        finally:
-            call.deactivate()
         _by_request[req] = call
         weakref.finalize(req, _if_never_sent, call)  # a middleware or an error between connect and send
         return connection
@@ -123,17 +121,12 @@ def _wrap_send(original: Callable[..., Any]) -> Callable[..., Any]:
         if call is None:
             return await original(self, conn)
         _sent.add(call)
-        call.activate()
-        try:
+        with call.sending():
             response = await original(self, conn)
-        except BaseException as exc:
-            call.on_error(exc)
-            raise
-        finally:
-            call.deactivate()
         try:
             _by_response[response] = call
-            weakref.finalize(response, _close, call)  # never started, read nor released
+            weakref.finalize(response, _close, call)  # never started, read nor released (lifecycle's
+            # close_when_collected, plus forgetting the reader)
         except Exception:
             log_once("aiohttp response wrap")
             call.end("error")

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -35,24 +34,6 @@ from or_middleware.runtime import TracingRuntime, default_runtime
 logger = logging.getLogger(__name__)
 _W3C = TraceContextTextMapPropagator()
 _logged: set[str] = set()
-
-
-# True while an outer seam (an httpx client's) sends a request: the seams below it (the default
-# transport, aiohttp inside an httpx transport) stand aside, so a call is traced once.
-_outer_seam: ContextVar[bool] = ContextVar("or_middleware_outer_seam", default=False)
-
-
-def inside_outer_seam() -> bool:
-    return _outer_seam.get()
-
-
-@contextmanager
-def outer_seam() -> Iterator[None]:
-    token = _outer_seam.set(True)
-    try:
-        yield
-    finally:
-        _outer_seam.reset(token)
 
 
 def log_once(where: str) -> None:
@@ -244,6 +225,19 @@ class LLMCall:
         if self.linked_span is not None:
             _W3C.inject(carrier, context=trace.set_span_in_context(self.linked_span))
         return carrier
+
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        """Around the client's own send: our span is current (HTTP client spans nest under it),
+        and whatever the send raises is the call's error, re-raised to the app untouched."""
+        self.activate()
+        try:
+            yield
+        except BaseException as exc:
+            self.on_error(exc)
+            raise
+        finally:
+            self.deactivate()
 
     def activate(self) -> None:
         """Make our span current while the transport runs, so HTTP client spans nest under it."""

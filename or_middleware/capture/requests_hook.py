@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from or_middleware.capture.call import LLMCall, log_once, match_request
+from or_middleware.capture.lifecycle import close_when_collected, inside_outer_seam, observe, open_call, outer_seam
 
 _original_send: Callable[..., Any] | None = None
 # method name -> urllib3's own function of HTTPResponse, restored by uninstall()
@@ -76,17 +77,9 @@ def _make_handle_chunk(original: Callable[..., Any]) -> Callable[..., Any]:
 def _make_read_chunked(original: Callable[..., Any]) -> Callable[..., Any]:
     def read_chunked(self: Any, amt: int | None = None, decode_content: bool | None = None) -> Iterator[bytes]:
         call = _observed.get(self)
-        if call is None:
-            return (yield from original(self, amt, decode_content=decode_content))
-        try:
-            yield from original(self, amt, decode_content=decode_content)
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            call.on_error(exc)
-            raise
-        call.on_eof()
-        return None
+        chunks = original(self, amt, decode_content=decode_content)
+        # the bytes were fed by _handle_chunk; here only the end and the errors
+        return chunks if call is None else observe(call, chunks, feed=False)
 
     return read_chunked
 
@@ -131,7 +124,7 @@ def _observe_body(call: LLMCall, response: Any) -> None:
     raw = response.raw
     if _is_urllib3(raw):
         _observed[raw] = call
-        weakref.finalize(raw, call.on_close)  # never read nor closed: the span still ends
+        close_when_collected(raw, call)  # never read nor closed: the span still ends
     else:  # a custom adapter's own raw object: we cannot see its bytes
         call.end("unobserved")
 
@@ -155,37 +148,26 @@ def _body_bytes(body: Any) -> bytes | None:
 def _traced_send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
     assert _original_send is not None
     parts = urlsplit(request.url)
-    target = match_request(request.method or "", parts.scheme, parts.hostname or "", parts.port, parts.path)
+    target = None
+    if not inside_outer_seam():
+        target = match_request(request.method or "", parts.scheme, parts.hostname or "", parts.port, parts.path)
     if target is None:
         return _original_send(self, request, *args, **kwargs)
-    call: LLMCall | None = None
-    try:
-        body = _body_bytes(request.body)
-        cap = target.runtime.settings.max_link_body_bytes
-        skipped = None
-        if body is None and request.body is not None:
-            skipped = "skipped_streamed_body"
-        elif body is not None and len(body) > cap:
-            body, skipped = None, "skipped_large_body"
-        call = LLMCall(target, parts.hostname or "", parts.port)
-        new_body = call.start(body, skipped)
-        if new_body is not None:
-            request.body = new_body
-            request.headers["Content-Length"] = str(len(new_body))
-        if call.wants_traceparent():
-            request.headers.update(call.traceparent_headers())
-    except Exception:
-        log_once("requests call start")
-    if call is None:
+    body = _body_bytes(request.body)
+    skipped = "skipped_streamed_body" if body is None and request.body is not None else None
+    started = open_call(target, parts.hostname or "", parts.port, body, skipped)
+    if started is None:
         return _original_send(self, request, *args, **kwargs)
-    call.activate()
     try:
+        if started.new_body is not None:
+            request.body = started.new_body
+            request.headers["Content-Length"] = str(len(started.new_body))
+        request.headers.update(started.headers)
+    except Exception:
+        log_once("requests request update")
+    call = started.call
+    with outer_seam(), call.sending():
         response = _original_send(self, request, *args, **kwargs)
-    except BaseException as exc:
-        call.on_error(exc)
-        raise
-    finally:
-        call.deactivate()
     try:
         call.on_response(response.status_code, {k.lower(): v for k, v in response.headers.items()})
         _observe_body(call, response)
