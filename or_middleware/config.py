@@ -28,8 +28,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from or_middleware.export.filters import FilterRules, parse_filter_rules
-from or_middleware.export.redaction import parse_pii_patterns, scrub_secrets
+from or_middleware.export.redaction import parse_pii_patterns
 from or_middleware.ratelimit import RateLimit
+from or_middleware.secrets import is_sensitive_name, safe_url, scrub_secrets
 from or_middleware.variables import unknown_variables
 
 ENV_PREFIX = "OR_MIDDLEWARE_"
@@ -63,13 +64,25 @@ class ConfigError(ValueError):
             value = error.get("input")
             if loc and loc[0] in explicit:
                 items = "".join(f"[{part}]" for part in loc[1:] if isinstance(part, int))
-                lines.append(scrub_secrets(f"{owner}({loc[0]}{items}={value!r}): {error['msg']}"))
+                shown = _shown(str(loc[0]), value) or "=..."
+                lines.append(scrub_secrets(f"{owner}({loc[0]}{items}{shown}): {error['msg']}"))
                 continue
             field = "__".join(str(part) for part in loc if not isinstance(part, int)) or "?"
             name = f"{env_prefix}{field.upper()}"
-            shown = "" if isinstance(value, dict) else f"={value!r}"
+            shown = _shown(field, value)
             lines.append(scrub_secrets(f"{name}{shown}: {error['msg']}"))  # start-up logs keep no keys
         return cls(_HEADLINE + "; ".join(dict.fromkeys(lines)))
+
+
+def _shown(field: str, value: Any) -> str:
+    """``=<value>`` for the error line, without a credential: nothing for credential fields (keys,
+    tokens, headers, DSNs), URLs without user info or sensitive query values."""
+    last = field.rsplit("__", 1)[-1]
+    if isinstance(value, dict) or is_sensitive_name(last) or last.endswith(("headers", "dsn")):
+        return ""
+    if isinstance(value, str):
+        return f"={safe_url(value)!r}"
+    return f"={value!r}"
 
 
 def _comma_list(value: Any) -> Any:
@@ -208,12 +221,14 @@ class RemoteDestination(DestinationSettings):
 def parse_headers(value: str | None) -> dict[str, str]:
     """OTel's header syntax: ``k1=v1,k2=v2`` with URL-encoded values."""
     headers: dict[str, str] = {}
-    for item in (value or "").split(","):
+    for index, item in enumerate((value or "").split(","), start=1):
         if not item.strip():
             continue
         key, sep, val = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"expected key=value pairs separated by commas, got {item.strip()!r}")
+            # never quote the entry: it is likely a credential (a token pasted without its name)
+            raise ValueError(f"expected key=value pairs separated by commas; entry {index} has no name or no '=' "
+                             "(values are not shown: header values are credentials)")
         headers[unquote(key.strip()).lower()] = unquote(val.strip())
     return headers
 

@@ -35,6 +35,7 @@ from or_middleware.metrics_latest import (
     InferenceMetrics,
     time_per_output_chunk,
 )
+from or_middleware.secrets import safe_url
 from or_middleware.semconv_mode import GenAISemconv, genai_semconv
 from or_middleware.version import __version__
 
@@ -177,7 +178,7 @@ def _not_derivable(dest: DestinationSettings, endpoint: str) -> None:
     logger.warning(
         "or_middleware: destination %s sends no metrics: its endpoint %s does not end in %s; "
         "set OR_MIDDLEWARE_%s__METRICS_ENDPOINT",
-        dest.name, endpoint, _TRACES_SUFFIX, dest.name.upper(),
+        dest.name, safe_url(endpoint), _TRACES_SUFFIX, dest.name.upper(),
     )
 
 

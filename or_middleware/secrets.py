@@ -17,6 +17,7 @@ pattern only on short names.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from urllib.parse import quote, unquote_plus
@@ -154,9 +155,10 @@ def credential_values(url: str | None = None, headers: dict[str, str] | None = N
         if netloc_start >= 0:
             authority = base[netloc_start + 3:].partition("/")[0]
             userinfo, at, _ = authority.rpartition("@")
-            if at:
+            if at:  # also as HTTP clients send it: Authorization: Basic base64(user:password)
                 values.append(userinfo)
                 values.extend(part for part in userinfo.split(":") if part)
+                values.append(base64.b64encode(unquote_plus(userinfo).encode()).decode())
         query = base.partition("?")[2]
         for part in query.replace(";", "&").split("&"):
             name, equals, value = part.partition("=")

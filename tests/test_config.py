@@ -43,7 +43,8 @@ def test_explicit_settings_objects_need_no_env():
     [
         ("OR_MIDDLEWARE_OTLP__PROTOCOL", "foo", "OR_MIDDLEWARE_OTLP__PROTOCOL='foo': Input should be 'http/protobuf'"),
         ("OR_MIDDLEWARE_OTLP__ENDPOINT", "localhost:4318", "OR_MIDDLEWARE_OTLP__ENDPOINT='localhost:4318': "),
-        ("OR_MIDDLEWARE_OTLP__HEADERS", "novalue", "OR_MIDDLEWARE_OTLP__HEADERS='novalue': Value error, expected key"),
+        ("OR_MIDDLEWARE_OTLP__HEADERS", "novalue",
+         "OR_MIDDLEWARE_OTLP__HEADERS: Value error, expected key=value pairs separated by commas; entry 1"),
         ("OR_MIDDLEWARE_OTLP__SAMPLE_RATE", "2", "OR_MIDDLEWARE_OTLP__SAMPLE_RATE='2': Input should be less than"),
         ("OR_MIDDLEWARE_PRIVACY_MODE", "maybe", "OR_MIDDLEWARE_PRIVACY_MODE='maybe': Input should be a valid boolean"),
         ("OR_MIDDLEWARE_LLM_HOSTS", "vllm=gpu:8000", "OR_MIDDLEWARE_LLM_HOSTS='vllm=gpu:8000': Value error, entry"),

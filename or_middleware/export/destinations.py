@@ -41,13 +41,14 @@ from or_middleware.config import (
 )
 from or_middleware.export import otlp_env
 from or_middleware.export.content_events import ContentEventLogs, ContentEventSink, ContentToEvent, logs_url
+from or_middleware.export.credentials import CredentialSafeTransport
 from or_middleware.export.delivery import WireDelivery
 from or_middleware.export.dialects import dialect_for
 from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
 from or_middleware.export.encoders import OtlpJson, OtlpProtobuf, SpanEncoding
 from or_middleware.export.http_transport import HttpTransport
 from or_middleware.export.pipeline import DestinationPipeline
-from or_middleware.export.posthog import PostHogEvents
+from or_middleware.export.posthog import PostHogEvents, PostHogKeyTransport
 from or_middleware.export.preparation import SpanPreparation
 from or_middleware.export.privacy import ContentRedaction, CredentialScrubber, PrivacyAllowlist, detach_from_parent
 from or_middleware.export.redaction import PIIRedactor
@@ -59,6 +60,7 @@ from or_middleware.export.transports import GrpcTransport, Transport, ssl_contex
 from or_middleware.export.vendors import VENDOR_TARGETS
 from or_middleware.export.webhook import webhook_target
 from or_middleware.export.wire import DEFAULT_TIMEOUT_S, WireTarget, basic, secret, timeout_of, with_path
+from or_middleware.secrets import credential_values
 from or_middleware.semconv_mode import LatestAttributeNames, genai_semconv
 
 logger = logging.getLogger(__name__)
@@ -178,7 +180,7 @@ def wire_target(dest: DestinationSettings, settings: Settings) -> WireTarget | N
 
 def encoding_for(target: WireTarget, dest: DestinationSettings) -> SpanEncoding:
     if target.protocol == "posthog":
-        return PostHogEvents(secret(getattr(dest, "api_key", "")))
+        return PostHogEvents()
     if target.protocol == "http/json":
         return OtlpJson()
     return OtlpProtobuf()
@@ -194,6 +196,18 @@ def transport_for(target: WireTarget, content_type: str) -> Transport:
         raise ConfigError(f"invalid configuration: {otlp_env.tls_variables()}: cannot load ({exc})") from None
     return HttpTransport(target.url, target.headers, content_type, target.timeout,
                          compress=target.compress, verify=verify, method=target.method)
+
+
+def wire_transport(target: WireTarget, dest: DestinationSettings, content_type: str) -> Transport:
+    """The transport a destination sends with: PostHog's key joins each body at send time (never the
+    spool), and nothing the transport reports (its target, a failure's reason) holds a credential."""
+    transport: Transport = transport_for(target, content_type)
+    credentials = credential_values(target.url, target.headers)
+    if target.protocol == "posthog":
+        api_key = secret(getattr(dest, "api_key", ""))
+        transport = PostHogKeyTransport(transport, api_key)
+        credentials.append(api_key)
+    return CredentialSafeTransport(transport, credentials)
 
 
 def default_spool_base() -> Path:
@@ -242,7 +256,7 @@ def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget
     if events_target is not None and content_events is not None:
         logs_stats = PipelineStats()  # the destination's stats count spans; its events are apart
         logs = WireDelivery(f"{dest.name}.content_events", ContentEventLogs(),
-                            transport_for(events_target, ContentEventLogs.content_type), stats=logs_stats,
+                            wire_transport(events_target, dest, ContentEventLogs.content_type), stats=logs_stats,
                             on_drop=DropCounter(f"{dest.name} content events", logs_stats),
                             spool=_spool(dest, settings, events_target) if spool else None,
                             max_retries=dest.max_retries, max_backoff_s=dest.max_backoff_s)
@@ -252,7 +266,7 @@ def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget
     return WireDelivery(
         dest.name,
         encoding,
-        transport_for(target, encoding.content_type),
+        wire_transport(target, dest, encoding.content_type),
         stats=stats,
         on_drop=drops,
         spool=_spool(dest, settings, target) if spool else None,

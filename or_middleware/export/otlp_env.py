@@ -6,11 +6,26 @@ one, then the OTLP default. Same meanings as the OpenTelemetry Python SDK (timeo
 
 from __future__ import annotations
 
+import logging
 import os
-
-from opentelemetry.util.re import parse_env_headers
+from urllib.parse import unquote
 
 from or_middleware.config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class _HeaderValuesNotShown(logging.Filter):
+    """The OpenTelemetry SDK's own parser of these variables (its metric exporters read them too)
+    warns about a malformed entry by quoting it; the entry is most likely a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and "Header" in str(record.msg):
+            record.args = tuple("(not shown: header values are credentials)" for _ in record.args)
+        return True
+
+
+logging.getLogger("opentelemetry.util.re").addFilter(_HeaderValuesNotShown())
 
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
@@ -54,7 +69,20 @@ def traces_endpoint(protocol: str) -> str:
 
 
 def headers() -> dict[str, str]:
-    return {k.lower(): v for k, v in parse_env_headers(_env("HEADERS") or "", liberal=True).items()}
+    """``k1=v1,k2=v2`` (URL-encoded). Like the OpenTelemetry SDK, a malformed entry is skipped with
+    a warning; unlike its parser, the warning never quotes the entry (header values are credentials)."""
+    name = _variable("HEADERS") or "OTEL_EXPORTER_OTLP_HEADERS"
+    parsed: dict[str, str] = {}
+    for index, item in enumerate((_env("HEADERS") or "").split(","), start=1):
+        key, sep, value = item.partition("=")
+        if not item.strip():
+            continue
+        if not sep or not key.strip():
+            logger.warning("or_middleware: %s: entry %d is not key=value; ignored (not shown: header values "
+                           "are credentials)", name, index)
+            continue
+        parsed[unquote(key.strip()).lower()] = unquote(value.strip())
+    return parsed
 
 
 def timeout_s() -> float | None:

@@ -26,6 +26,7 @@ from opentelemetry.trace import StatusCode
 from or_middleware import spans as contract
 from or_middleware.export.draft import is_genai_span
 from or_middleware.export.messages import input_chat_messages, load_json, output_chat_messages
+from or_middleware.export.transports import SendResult, Transport
 from or_middleware.version import __version__
 
 _EVENT_NAMESPACE = uuid.UUID("5d1f1c4e-6a43-4c55-9a0c-2b4f0f3f8a11")
@@ -118,14 +119,33 @@ def span_event(span: ReadableSpan) -> dict[str, Any]:
 
 
 class PostHogEvents:
-    """The ``/batch/`` request body: ``{"api_key": ..., "batch": [events]}``."""
+    """The ``/batch/`` request body without the key: ``{"historical_migration": false, "batch": [...]}``.
+    The encoded bytes are what is spooled to disk, so the API key is added only at send time
+    (:class:`PostHogKeyTransport`)."""
 
     content_type = "application/json"
 
-    def __init__(self, api_key: str) -> None:
-        self._api_key = api_key
-
     def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
-        body = {"api_key": self._api_key, "historical_migration": False,
-                "batch": [span_event(span) for span in spans]}
+        body = {"historical_migration": False, "batch": [span_event(span) for span in spans]}
         return json.dumps(body, ensure_ascii=False, default=str).encode()
+
+
+class PostHogKeyTransport:
+    """Puts ``"api_key"`` first in each body on its way out (PostHog's capture API reads it from the
+    body); the bytes kept in memory and in the spool never hold it."""
+
+    def __init__(self, inner: Transport, api_key: str) -> None:
+        self.inner = inner
+        self.target = inner.target
+        self._prefix = b'{"api_key":' + json.dumps(api_key).encode() + b","
+
+    def send(self, body: bytes) -> SendResult:
+        if not body.startswith(b"{"):  # not ours (a spool file from elsewhere): sent as it is
+            return self.inner.send(body)
+        return self.inner.send(self._prefix + body[1:])
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)

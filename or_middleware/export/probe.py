@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from or_middleware.config import DestinationSettings, LocalDestination
-from or_middleware.export.destinations import encoding_for, transport_for
+from or_middleware.export.destinations import encoding_for, wire_transport
 from or_middleware.export.transports import SendResult
 from or_middleware.export.wire import WireTarget
 
@@ -47,7 +47,7 @@ def try_connection(dest: DestinationSettings, target: WireTarget | None) -> Send
         return check_local_store(dest) if isinstance(dest, LocalDestination) else SendResult(True, reason="in-process")
     body, content_type = _empty_payload(target, dest)
     probe_target = replace(target, headers={**target.headers, TEST_CONNECTION_HEADER: "true"})
-    transport = transport_for(probe_target, content_type)
+    transport = wire_transport(probe_target, dest, content_type)
     try:
         result = transport.send(body)
     finally:

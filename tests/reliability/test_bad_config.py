@@ -118,7 +118,7 @@ HAND_WRITTEN: list[tuple[str, dict[str, str], str, str | None]] = [
     ("llm_hosts", {"OR_MIDDLEWARE_DESTINATIONS": "console", "OR_MIDDLEWARE_LLM_HOSTS": "vllm=gpu:8000"},
      "OR_MIDDLEWARE_LLM_HOSTS", "gpu:8000"),
     ("otlp_headers", {"OR_MIDDLEWARE_DESTINATIONS": "otlp", "OR_MIDDLEWARE_OTLP__HEADERS": "x-token"},
-     "OR_MIDDLEWARE_OTLP__HEADERS", "x-token"),
+     "OR_MIDDLEWARE_OTLP__HEADERS", None),  # header values are credentials: never echoed (issue 11 item 4)
     ("sample_rate_range", {"OR_MIDDLEWARE_DESTINATIONS": "console", "OR_MIDDLEWARE_CONSOLE__SAMPLE_RATE": "1.5"},
      "OR_MIDDLEWARE_CONSOLE__SAMPLE_RATE", "1.5"),
     ("queue_size_range", {"OR_MIDDLEWARE_DESTINATIONS": "console", "OR_MIDDLEWARE_CONSOLE__MAX_QUEUE_SIZE": "0"},
