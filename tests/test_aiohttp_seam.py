@@ -8,7 +8,6 @@ import asyncio
 import gc
 import json
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,29 +22,14 @@ from or_middleware import LLMTracingMiddleware
 from or_middleware.demo.serving import serve_asgi
 from tests.apps import AUTH, chat_body
 from tests.conftest import make_settings, otlp
-from tests.support.raw_http import RawHTTPServer, chunk, head_bytes, reset
-from tests.support.seams import genai_span_waiter, normalised, without_hook
+from tests.support.raw_http import RawHTTPServer
+from tests.support.seams import HOSTILE_SCRIPTS, genai_span_waiter, inside_a_request, normalised, without_hook
 
 
 @pytest.fixture
 def genai_spans(upstream, receiver) -> Callable[[int], list[Any]]:
     LLMTracingMiddleware(Starlette(), settings=make_settings(upstream, otlp(receiver)))
     return genai_span_waiter(receiver)
-
-
-def inside_a_request(action: Callable[[], Any]) -> Any:
-    """Run ``action`` as a request the middleware serves: an unlisted host (these raw servers)
-    is traced by request shape only for calls made inside one."""
-    from or_middleware import context
-    from or_middleware.identity import identity_from_asgi
-    from or_middleware.runtime import default_runtime
-
-    scope = {"type": "http", "method": "POST", "path": "/test", "headers": []}
-    token = context.enter(identity_from_asgi(default_runtime(), scope, (b"x-user-id", b"x-session-id")))
-    try:
-        return action()
-    finally:
-        context.leave(token)
 
 
 Reader = Callable[[aiohttp.ClientResponse], Awaitable[bytes]]
@@ -279,29 +263,7 @@ def _hostile(server: RawHTTPServer, script: Callable[[Any, socket.socket], None]
     return run
 
 
-def _reset_mid_stream(request: Any, conn: socket.socket) -> None:
-    conn.sendall(head_bytes(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
-    conn.sendall(chunk(b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'))
-    time.sleep(0.1)
-    reset(conn)
-
-
-def _stall_mid_stream(request: Any, conn: socket.socket) -> None:
-    conn.sendall(head_bytes(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
-    conn.sendall(chunk(b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'))
-    time.sleep(3)
-
-
-def _bad_chunking(request: Any, conn: socket.socket) -> None:
-    conn.sendall(head_bytes(200, {"content-type": "text/event-stream", "transfer-encoding": "chunked"}))
-    conn.sendall(b"zz\r\nnot hex\r\n")
-
-
-def _short_body(request: Any, conn: socket.socket) -> None:
-    conn.sendall(head_bytes(200, {"content-type": "application/json", "content-length": "500"}) + b'{"id":')
-
-
-@pytest.mark.parametrize("script", [_reset_mid_stream, _stall_mid_stream, _bad_chunking, _short_body],
+@pytest.mark.parametrize("script", HOSTILE_SCRIPTS,
                          ids=lambda s: s.__name__.strip("_"))
 def test_hostile_upstreams_raise_the_same_exception_and_end_one_error_span(upstream, genai_spans, script):
     with RawHTTPServer() as server:

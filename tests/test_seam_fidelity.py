@@ -29,7 +29,8 @@ import or_middleware
 from or_middleware import LLMTracingMiddleware
 from tests.apps import AUTH, chat_body
 from tests.conftest import make_settings, otlp
-from tests.support.seams import genai_span_waiter, normalised, without_hook
+from tests.support.raw_http import RawHTTPServer
+from tests.support.seams import HOSTILE_SCRIPTS, genai_span_waiter, inside_a_request, normalised, without_hook
 
 
 @pytest.fixture
@@ -258,3 +259,28 @@ def test_litellm_stream_stops_at_the_finish_chunk(upstream, genai_spans, monkeyp
     # when it was, the tokens are right; when not, they are absent (never guessed)
     if "gen_ai.usage.output_tokens" in span.attributes:
         assert span.attributes["gen_ai.usage.output_tokens"] == 2
+
+
+# --- hostile upstreams through requests: the same exception, one error span ------------------
+
+
+@pytest.mark.parametrize("script", HOSTILE_SCRIPTS, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("how", ["content", "iter_lines", "for line in raw"])
+def test_requests_against_hostile_upstreams_raises_the_same_and_ends_one_error_span(upstream, genai_spans,
+                                                                                    script, how):
+    def run(url: str) -> tuple[Any, ...]:
+        try:
+            response = requests.post(url, json=chat_body("hostile", stream=True), stream=True, timeout=(5, 1))
+            with response:
+                return ("answered", RAW_READS[how](response))
+        except Exception as exc:
+            return ("raised", type(exc), str(exc).replace(url, "URL"))
+
+    with RawHTTPServer() as server:
+        url = f"{server.url}{server.route(script)}/chat/completions"  # traced by request shape
+        bare = without_hook(lambda: run(url))
+        traced = inside_a_request(lambda: run(url))
+    assert bare[0] == "raised"
+    assert traced == bare
+    [span] = genai_spans(1)
+    assert span.status_code == "ERROR"
