@@ -91,7 +91,7 @@ def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, 
     key_sql, key_values = keyed(group_expression(by), keys)
     series = Series()
     buckets: dict[int, dict[str, tuple[float, ...]]] = defaultdict(dict)
-    sql = (f"SELECT time_unix_nano / {width} AS b, {key_sql} AS k, COUNT(*), TOTAL(cost_usd), "
+    sql = (f"SELECT time_unix_nano / {width} AS b, {key_sql} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), "
            "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
            "COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) "
            f"FROM generations WHERE {where} GROUP BY b, k")

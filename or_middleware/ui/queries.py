@@ -49,7 +49,8 @@ def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
     """The overview's charts: the range's figures per time bucket, the most expensive groups drawn apart."""
     where, values = GenerationFilter(time=TimeRange(time.since, time.since_unix_nano)).where()
     top = reader.all(f"SELECT CAST({group_expression(by)} AS TEXT) AS k FROM generations WHERE {where} "
-                     "GROUP BY k ORDER BY TOTAL(cost_usd) DESC, COUNT(*) DESC LIMIT ?", [*values, MAX_SERIES + 1])
+                     "GROUP BY k ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC LIMIT ?",
+                     [*values, MAX_SERIES + 1])
     keys = [k for (k,) in top if k not in (None, "")][:MAX_SERIES]
     bounds = _span(reader, where, values)
     if bounds is None:
@@ -102,8 +103,9 @@ def latest(reader: Reader, limit: int = 50) -> list[Record]:
 # -- traces ---------------------------------------------------------------------------------------
 
 _TRACE_SUMS = (
-    "trace_id, MIN(time_unix_nano) AS start, MAX(time_unix_nano + CAST(duration_s * 1e9 AS INTEGER)) AS finish, "
-    "COUNT(*) AS calls, TOTAL(cost_usd) AS cost_usd, SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, "
+    "trace_id, MIN(time_unix_nano) AS start, MAX(time_unix_nano + CAST(duration_s * 1e9 AS BIGINT)) AS finish, "
+    "COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost_usd, "
+    "SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, "
     "MIN(route) AS route, MIN(user_id) AS user_id, MIN(session_id) AS session_id"
 )
 
@@ -131,7 +133,7 @@ def trace(reader: Reader, trace_id: str) -> list[Record]:
 # -- sessions and users -----------------------------------------------------------------------------
 
 _ACTIVITY = (
-    "COUNT(*) AS calls, TOTAL(cost_usd) AS cost_usd, COALESCE(SUM(input_tokens), 0) AS input_tokens, "
+    "COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost_usd, COALESCE(SUM(input_tokens), 0) AS input_tokens, "
     "COALESCE(SUM(output_tokens), 0) AS output_tokens, "
     "SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, "
     "MIN(time_unix_nano) AS first_seen, MAX(time_unix_nano) AS last_seen"
