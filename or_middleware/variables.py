@@ -20,6 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from pydantic import AliasChoices, BaseModel
 
+# Read by an or-middleware command, not by the middleware's settings (an app may share the environment).
+COMMAND_VARIABLES = frozenset({"UI_TOKEN"})  # or-middleware ui: the token it requires
+
 
 def _env_names(model: type[BaseModel]) -> set[str]:
     """The upper-case field names, plus any string alias (pydantic-settings reads an alias as is)."""
@@ -55,7 +58,7 @@ def unknown_variables(
     problems = []
     for variable in sorted(environ):
         name = variable.upper()
-        if not name.startswith(prefix) or name in full_aliases:
+        if not name.startswith(prefix) or name in full_aliases or name[len(prefix):] in COMMAND_VARIABLES:
             continue
         rest = name[len(prefix):]
         head, sep, tail = rest.partition("__")

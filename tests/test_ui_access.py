@@ -231,3 +231,16 @@ def test_a_mounted_explorer_requires_the_apps_own_auth(store):
         assert client.get("/broken/").status_code == 401  # a failing check refuses
         assert client.get("/truthy/").status_code == 401  # only True lets a request through
         assert client.get("/llm/", headers={"x-staff": "yes", "host": "anything.example"}).status_code == 200
+
+
+def test_the_token_variable_does_not_stop_an_app_sharing_the_environment(monkeypatch):
+    """OR_MIDDLEWARE_UI_TOKEN is the ui command's, not a middleware setting: the middleware's
+    unknown-variable check lets it be (a misspelled one is still refused)."""
+    from or_middleware import Settings
+    from or_middleware.config import ConfigError
+
+    monkeypatch.setenv("OR_MIDDLEWARE_UI_TOKEN", TOKEN)
+    Settings()
+    monkeypatch.setenv("OR_MIDDLEWARE_UI_TOKN", TOKEN)
+    with pytest.raises(ConfigError, match="OR_MIDDLEWARE_UI_TOKN"):
+        Settings()
