@@ -15,6 +15,7 @@ import shutil
 import textwrap
 from collections.abc import Callable, Sequence
 
+from or_middleware.announce import store_location
 from or_middleware.report.figures import Figures, SecurityReport, UsageReport
 from or_middleware.report.periods import local_time
 
@@ -126,7 +127,7 @@ def usage_table(report: UsageReport, db: str, width: int | None = None) -> str:
     width = width or terminal_width()
     o = report.overall
     lines = [
-        *_wrap(f"{db}: {o.requests:,} calls since {_since(report.since_unix_nano)}", width),
+        *_wrap(f"{store_location(db)}: {o.requests:,} calls since {_since(report.since_unix_nano)}", width),
         "",
         f"errors       {o.errors:,} ({100 * o.error_rate:.1f}%)",
         f"tokens       in {o.input_tokens:,}  out {o.output_tokens:,}  cached {o.cached_tokens:,}  "
@@ -189,7 +190,7 @@ def _counts(title: str, rows: Sequence[tuple[str, Sequence[int]]], headers: Sequ
 def security_table(report: SecurityReport, db: str, width: int | None = None) -> str:
     width = width or terminal_width()
     total = sum(count for _, count, _ in report.by_kind)
-    lines = _wrap(f"{db}: {total:,} security signals since {_since(report.since_unix_nano)}", width)
+    lines = _wrap(f"{store_location(db)}: {total:,} security signals since {_since(report.since_unix_nano)}", width)
     if report.by_kind:
         rows = [(kind, (count, users)) for kind, count, users in report.by_kind]
         lines += ["", *_counts("signal", rows, ("count", "users"), width)]
