@@ -7,8 +7,9 @@ takes them all) and the full URL with its query. Here, whatever those variables 
 - a credential header (``authorization``, ``cookie``, ``set-cookie``, ``x-api-key``, any name
   :func:`or_middleware.secrets.is_sensitive_name` flags) is recorded as ``[REDACTED]`` at capture
   (and dropped from every export by :class:`or_middleware.export.privacy.CredentialScrubber`);
-- URL attributes (``http.url``, ``url.full``, ``http.target``, ``url.query``) lose user info and
-  the values of sensitive query parameters (``?api_key=``, ``?token=``...).
+- URL attributes (``http.url``, ``url.full``, ``http.target``, ``url.query``) and captured header
+  values (a ``Referer`` or ``Location`` is a URL) lose user info and the values of sensitive query
+  parameters (``?api_key=``, ``?token=``...).
 """
 
 from __future__ import annotations
@@ -48,8 +49,13 @@ def redact_server_span(span: Any, *_: Any) -> None:
         query = attributes.get("url.query")
         if isinstance(query, str) and (clean := safe_query(query)) != query:
             span.set_attribute("url.query", clean)
-        for key in [k for k in attributes if k.startswith(_HEADER_PREFIXES) and is_credential_header(k)]:
-            if attributes[key] != (REDACTED_HEADER,):
-                span.set_attribute(key, [REDACTED_HEADER])
+        for key in [k for k in attributes if k.startswith(_HEADER_PREFIXES)]:
+            if is_credential_header(key):
+                if attributes[key] != (REDACTED_HEADER,):
+                    span.set_attribute(key, [REDACTED_HEADER])
+                continue
+            values = attributes[key]  # a Referer or Location is a URL that may carry ?token=
+            if isinstance(values, tuple | list) and any(safe_url(str(v)) != v for v in values):
+                span.set_attribute(key, [safe_url(str(v)) for v in values])
     except Exception:
         log_once("inbound credential redaction")

@@ -111,8 +111,8 @@ def safe_url(url: str) -> str:
     rest, hash_, fragment = url.partition("#")
     base, question, query = rest.partition("?")
     scheme_end = base.find("://")
-    if scheme_end >= 0:
-        authority_start = scheme_end + 3
+    authority_start = scheme_end + 3 if scheme_end >= 0 else (2 if base.startswith("//") else -1)
+    if authority_start >= 0:  # scheme://authority or a scheme-relative //authority
         slash = base.find("/", authority_start)
         authority_end = len(base) if slash < 0 else slash
         at = base.rfind("@", authority_start, authority_end)

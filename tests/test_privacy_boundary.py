@@ -255,12 +255,12 @@ def test_redacted_content_has_placeholders_after_newlines_and_is_valid_json(glue
 
 INBOUND = {"authorization": "Bearer inb-" + "a11ce" * 6, "x-api-key": "inb-" + "c0ffee" * 5,
            "cookie": "session=" + "d0d0" * 8, "proxy-authorization": "Basic " + "e1e1" * 8,
-           "x-visible": "seen-header-ok"}
+           "x-visible": "seen-header-ok", "referer": "https://shop.example/cart?token=" + "9a9a" * 8}
 QUERY_KEY = "qk-" + "f1f1" * 8
 
 
 def _inbound_credentials_reached(sent: bytes) -> list[str]:
-    runs = ["a11cea11ce", "c0ffeec0ffee", "d0d0d0d0", "e1e1e1e1", "f1f1f1f1"]
+    runs = ["a11cea11ce", "c0ffeec0ffee", "d0d0d0d0", "e1e1e1e1", "f1f1f1f1", "9a9a9a9a"]
     return [run for run in runs if run.encode() in sent]
 
 
@@ -302,6 +302,7 @@ def test_inbound_credentials_never_reach_a_span_whatever_the_capture_variables_s
     assert not _inbound_credentials_reached(sent), span.attributes
     # Controls: headers were captured, the URL was recorded with its harmless parameter.
     assert span.attributes["http.request.header.x_visible"] == ["seen-header-ok"]
+    assert span.attributes["http.request.header.referer"] == ["https://shop.example/cart?token=REDACTED"]
     urls = [str(v) for k, v in span.attributes.items()
             if k == "url.query" or (k in ("http.url", "url.full", "http.target") and "?" in str(v))]
     assert urls and all("x=1" in u and "api_key=REDACTED" in u for u in urls), urls

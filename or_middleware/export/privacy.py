@@ -151,6 +151,8 @@ _NO_SECRETS = frozenset({
 
 
 def _scrub_value(key: str, value: Any) -> Any:
+    if key.startswith(allowlist.CAPTURED_HEADER_PREFIXES):  # referer, origin, location: URLs with tokens
+        return _map_strings(value, lambda text: scrub_secrets(safe_url(text)))
     if isinstance(value, str):
         if key in _NO_SECRETS:
             return value
