@@ -184,3 +184,28 @@ def test_debug_logs_each_llm_looking_post_and_why(upstream, receiver, caplog):
     assert any("/v1/chat/completions traced as 127.0.0.1 chat (request shape" in line for line in lines), lines
     assert any("not traced: unlisted host and the body has not this API's shape" in line for line in lines), lines
     assert not any("CANARY" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v1/chat/completions", True),
+        ("/chat/completions", True),
+        ("/openai/deployments/gpt4o/chat/completions", True),
+        ("/v1/messages", True),
+        ("/api/v1/responses", True),
+        ("/v1beta/embeddings", True),
+        ("/v1beta/models/gemini-2.5-flash:generateContent", True),
+        ("/api/chat", True),
+        ("/v2/chat", True),
+        ("/messages", False),
+        ("/api/messages", False),
+        ("/inbox/responses", False),
+        ("/search/embeddings", False),
+        ("/completions", False),
+    ],
+)
+def test_generic_path_ends_need_a_version_segment_on_unlisted_hosts(path, expected):
+    from or_middleware.capture.detection import versioned_api_path
+
+    assert versioned_api_path(path) is expected

@@ -20,7 +20,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from or_middleware import announce
 from or_middleware import spans as contract
-from or_middleware.capture.detection import LLMEndpoint, confirms_shape, with_provider
+from or_middleware.capture.detection import LLMEndpoint, confirms_shape, versioned_api_path, with_provider
 from or_middleware.capture.linkage import BodyLayout, parse_body, plan_linkage, splice_linkage
 from or_middleware.coexistence import foreign_genai_span
 from or_middleware.context import current_identity
@@ -88,6 +88,8 @@ def match_request(method: str, scheme: str, host: str, port: int | None, path: s
             if announce.debug_enabled:
                 announce.explain(scheme, host, port, path, f"no {endpoint.provider} API format at {suffix or '/'}")
             return None
+        if endpoint.by_shape and not versioned_api_path(path):
+            return None  # e.g. some REST service's own POST /api/messages: not even its body is read
         if endpoint.by_shape and identity is None:
             # Outside any request the middleware serves (a script, a test client calling this
             # very app's own LLM routes in-process), only listed hosts are traced: otherwise a

@@ -165,3 +165,21 @@ def confirms_shape(fmt: Any, body: object) -> bool:
     """
     claims = getattr(fmt, "claims", None)
     return isinstance(body, Mapping) and claims is not None and bool(claims(body))
+
+
+_GENERIC_ENDS = frozenset({"completions", "responses", "embeddings", "messages"})
+
+
+def versioned_api_path(path: str) -> bool:
+    """On an unlisted host, a generic path end (``/messages``, ``/responses``, ...) counts only
+    under an API version segment (``/v1/messages``, ``/api/v1/responses``): many REST services
+    have a ``/messages`` of their own, and their bodies should not even be read. Specific ends
+    (``/chat/completions``, ``:generateContent``, ``/api/chat``, ``/v2/chat``) always count."""
+    head, _, last = path.split("?", 1)[0].rstrip("/").rpartition("/")
+    if last not in _GENERIC_ENDS:
+        return True
+    previous = head.rpartition("/")[2]
+    if last == "completions" and previous == "chat":
+        return True
+    return len(previous) >= 2 and previous[0] == "v" and previous[1].isdigit()
+
