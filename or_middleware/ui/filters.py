@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlencode
 
-from or_middleware.report.figures import GROUPINGS, METADATA_PREFIX, NONE_KEY
+from or_middleware.report.figures import GROUPINGS, NONE_KEY
 from or_middleware.report.periods import parse_since, to_unix_nano
-from or_middleware.ui.source import Reader
+from or_middleware.ui.source import METADATA_PREFIX, Reader
 
 DEFAULT_SINCE = "24h"  # the same default as `or-middleware report`
 SINCE_CHOICES = ("1h", "24h", "7d", "30d", "all")

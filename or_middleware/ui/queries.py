@@ -10,15 +10,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from or_middleware.report.figures import NONE_KEY, UsageReport, group_expression, security_report, usage_report
+from or_middleware.report.figures import NONE_KEY, UsageReport, usage_report
 from or_middleware.ui.charts import MAX_SERIES, Series, over_time
 from or_middleware.ui.filters import GenerationFilter, Paging, TimeRange
-from or_middleware.ui.source import Reader
+from or_middleware.ui.source import Reader, dimension_sql
 
 Record = dict[str, Any]
 
 LIST_COLUMNS = (
-    "id", "time_unix_nano", f"{group_expression('model')} AS model", f"{group_expression('provider')} AS provider",
+    "id", "time_unix_nano", f"{dimension_sql('model')} AS model", f"{dimension_sql('provider')} AS provider",
     "user_id", "session_id", "route", "operation", "status", "error_type", "input_tokens", "output_tokens",
     "cost_usd", "duration_s", "ttfc_s", "stream", "trace_id",
 )
@@ -41,14 +41,15 @@ def _span(reader: Reader, where: str, values: list[object]) -> tuple[int, int] |
 
 
 def overview(reader: Reader, time: TimeRange, by: str) -> UsageReport:
-    """The report's own figures for the range (``or-middleware report --since ... --by ...``)."""
+    """The report's own figures for the range (``or-middleware report --since ... --by ...``): the one
+    call into the report's code, so the page and the command cannot disagree."""
     return usage_report(reader.connection, since_unix_nano=time.since_unix_nano, by=by)
 
 
 def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
     """The overview's charts: the range's figures per time bucket, the most expensive groups drawn apart."""
     where, values = GenerationFilter(time=TimeRange(time.since, time.since_unix_nano)).where()
-    top = reader.all(f"SELECT CAST({group_expression(by)} AS TEXT) AS k FROM generations WHERE {where} "
+    top = reader.all(f"SELECT CAST({dimension_sql(by)} AS TEXT) AS k FROM generations WHERE {where} "
                      "GROUP BY k ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC LIMIT ?",
                      [*values, MAX_SERIES + 1])
     keys = [k for (k,) in top if k not in (None, "")][:MAX_SERIES]
@@ -60,7 +61,7 @@ def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
 
 def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
     """Output tokens per second of call, per model (calls that produced output tokens)."""
-    key = group_expression("model")
+    key = dimension_sql("model")
     rows = reader.all(
         f"SELECT {key}, SUM(output_tokens), SUM(duration_s) FROM generations "
         "WHERE time_unix_nano >= ? AND output_tokens > 0 GROUP BY 1", [time.since_unix_nano])
@@ -187,7 +188,7 @@ def user_activity(reader: Reader, time: TimeRange, user_id: str) -> Record:
 
 def user_models(reader: Reader, time: TimeRange, user_id: str) -> list[Record]:
     where, values = time.where()
-    return _records(reader, f"SELECT {group_expression('model')} AS model, {_ACTIVITY} FROM generations "
+    return _records(reader, f"SELECT {dimension_sql('model')} AS model, {_ACTIVITY} FROM generations "
                             f"WHERE {where} AND user_id = ? GROUP BY 1 ORDER BY cost_usd DESC, calls DESC",
                     [*values, user_id])
 
@@ -205,7 +206,9 @@ class Security:
 
 
 def security(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None) -> Security:
-    summary = security_report(reader.connection, since_unix_nano=time.since_unix_nano, recent=0)
+    by_kind = [(kind, int(count), int(users)) for kind, count, users in reader.all(
+        "SELECT kind, COUNT(*), COUNT(DISTINCT user_id) FROM security_events WHERE time_unix_nano >= ? "
+        "GROUP BY kind ORDER BY COUNT(*) DESC, kind", [time.since_unix_nano])]
     per_user: dict[str, dict[str, int]] = {}
     for user_id, kind, count in reader.all(
             "SELECT user_id, kind, COUNT(*) FROM security_events WHERE time_unix_nano >= ? "
@@ -225,7 +228,7 @@ def security(reader: Reader, time: TimeRange, paging: Paging, user: str | None =
         [*values, paging.size, paging.offset])
     for event in events:
         event["evidence"] = json_object(event["evidence"])
-    return Security(summary.by_kind, by_user, events, int(total), _signals_over_time(reader, time))
+    return Security(by_kind, by_user, events, int(total), _signals_over_time(reader, time))
 
 
 def _signals_over_time(reader: Reader, time: TimeRange) -> dict[str, Any]:

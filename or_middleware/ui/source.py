@@ -14,6 +14,19 @@ from pathlib import Path
 from typing import Any
 
 Row = tuple[Any, ...]
+METADATA_PREFIX = "metadata."
+
+
+def dimension_sql(by: str) -> str:
+    """The SQL of a ``report --by`` dimension over a generations row (``metadata.KEY`` included)."""
+    from or_middleware.report.figures import GROUPINGS
+
+    if by in GROUPINGS:
+        return GROUPINGS[by]
+    if by.startswith(METADATA_PREFIX) and len(by) > len(METADATA_PREFIX):
+        key = by[len(METADATA_PREFIX):].replace("'", "''")  # a literal: quotes doubled
+        return f"(SELECT m.value FROM json_each(generations.metadata) AS m WHERE m.key = '{key}')"
+    raise ValueError(f"unknown dimension {by!r}")
 
 
 class StoreUnavailable(RuntimeError):
