@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from or_middleware.export.deadline import closing_by, seconds_left
 from or_middleware.prompts import PromptFields, prompt_sha256
 from or_middleware.security import SecurityMonitor, signal_event
 from or_middleware.spans import GENAI_SCOPE, PROMPT_SHA256
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 _STOP = object()
 _WARN_INTERVAL_S = 30.0
 _POLL_S = 0.1
+_BOOKKEEPING_S = 0.5  # past the shutdown deadline: queues handed over, unsent batches written to the spool
 
 
 class _Flush:
@@ -233,21 +235,46 @@ class GenerationAnalysis(SpanProcessor):
         return marker.done.wait(timeout_millis / 1000)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        drained = self._drain(timeout_millis)
-        return all([d.force_flush(timeout_millis) for d in self.destinations]) and drained
+        """Everything ended so far reaches every destination within ``timeout_millis`` in all:
+        the destinations flush at once, so their waits overlap instead of adding up."""
+        deadline = time.monotonic() + timeout_millis / 1000
+        flushed = self._drain(timeout_millis)
+        pending = []
+        for destination in self.destinations:
+            request = getattr(destination, "request_flush", None)
+            if request is None:
+                flushed = destination.force_flush(int(seconds_left(deadline) * 1000)) and flushed
+            else:
+                pending.append(request())
+        for done in pending:
+            if done is not None and not done.wait(seconds_left(deadline)):
+                flushed = False
+        return flushed
 
     def shutdown(self) -> None:
+        """Within the shutdown deadline (``export.deadline.closing``; else 10 s): hand over what is
+        queued, then every destination sends what it can and spools the rest, all at once."""
         if self._closed:
             return
-        self._drain(10_000)
+        deadline = closing_by() or time.monotonic() + 10.0
+        handover = max(deadline, time.monotonic() + 0.1)  # our own queue: a matter of microseconds
+        self._drain(int(seconds_left(handover) * 1000))
         self._closed = True
         if self._thread is not None and self._pid == os.getpid():
             self._requests.append(_STOP)
             self._wake.set()
-            self._thread.join(timeout=5)
+            self._thread.join(seconds_left(handover))
+        for destination in self.destinations:
+            begin = getattr(destination, "begin_shutdown", None)
+            if begin is not None:
+                begin()
         for destination in self.destinations:
             try:
-                destination.shutdown()
+                finish = getattr(destination, "finish_shutdown", None)
+                if finish is not None:
+                    finish(max(deadline, time.monotonic()) + _BOOKKEEPING_S)  # sends end by the deadline
+                else:
+                    destination.shutdown()
             except Exception:
                 logger.exception("or_middleware: a destination failed to shut down")
 

@@ -20,7 +20,6 @@ from or_middleware.startup import StartupRefusal, start_tracing
 
 logger = logging.getLogger(__name__)
 
-_FLUSH_ON_SHUTDOWN_MS = 5000
 
 
 class LLMTracingMiddleware:
@@ -91,7 +90,7 @@ class LLMTracingMiddleware:
         async def flushing_send(message: Message) -> None:
             if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 try:
-                    await anyio.to_thread.run_sync(self.runtime.force_flush, _FLUSH_ON_SHUTDOWN_MS)
+                    await anyio.to_thread.run_sync(self.runtime.flush_for_shutdown)
                 except Exception:
                     logger.exception("or_middleware: flush on shutdown failed")
             await send(message)

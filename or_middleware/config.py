@@ -518,6 +518,9 @@ class Settings(_ReportingSettings):
     link_openrouter: bool = True
     propagate_traceparent: Literal["gateways", "all", "none"] = "gateways"
     trace_name: str | None = None
+    # Shutdown (ASGI lifespan, then exit) sends what is queued within this many seconds in all,
+    # whatever the number of destinations; what could not be sent by then is spooled.
+    shutdown_budget_s: float = Field(5.0, ge=0)
     max_content_bytes: int = Field(64 * 1024, ge=256)
     max_link_body_bytes: int = Field(4 * 1024 * 1024, ge=0)
     max_response_parse_bytes: int = Field(8 * 1024 * 1024, ge=1024)

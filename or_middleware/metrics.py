@@ -236,8 +236,8 @@ class RuntimeMetrics:
     def force_flush(self, timeout_millis: int) -> bool:
         return bool(self.provider.force_flush(timeout_millis))
 
-    def shutdown(self) -> None:
-        self.provider.shutdown()
+    def shutdown(self, timeout_millis: int = 30_000) -> None:
+        self.provider.shutdown(timeout_millis=timeout_millis)
 
 
 def build_metrics(settings: Settings, resource: Resource) -> RuntimeMetrics | None:

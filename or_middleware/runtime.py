@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from opentelemetry.trace import Tracer
 from or_middleware.analysis import GenerationAnalysis
 from or_middleware.capture.detection import EndpointDetector
 from or_middleware.config import Settings
+from or_middleware.export.deadline import closing, seconds_left
 from or_middleware.export.destinations import build_pipeline
 from or_middleware.export.pipeline import DestinationPipeline
 from or_middleware.metrics import build_metrics
@@ -91,16 +93,32 @@ class TracingRuntime:
         _register(self)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        flushed = self.analysis.force_flush(timeout_millis)  # and, after it, every pipeline
+        return self._flush_until(time.monotonic() + timeout_millis / 1000)
+
+    def _flush_until(self, deadline: float) -> bool:
+        flushed = self.analysis.force_flush(int(seconds_left(deadline) * 1000))  # and every pipeline, at once
         if self.metrics is not None:
-            flushed = self.metrics.force_flush(timeout_millis) and flushed
+            flushed = self.metrics.force_flush(int(seconds_left(deadline) * 1000)) and flushed
         return flushed
 
-    def shutdown(self) -> None:
+    def flush_for_shutdown(self) -> bool:
+        """The ASGI lifespan shutdown: flush within ``OR_MIDDLEWARE_SHUTDOWN_BUDGET_S``, whatever the
+        number of destinations; what cannot be sent by then is spooled. The exit that follows
+        shares this budget (see :func:`_shutdown_at_exit`)."""
+        global _exit_deadline
+        deadline = _exit_deadline = time.monotonic() + self.settings.shutdown_budget_s
+        with closing(deadline):
+            return self._flush_until(deadline)
+
+    def shutdown(self, deadline: float | None = None) -> None:
+        """Stop, sending what is queued by ``deadline`` (default: the shutdown budget from now)."""
         _unregister(self)
-        self.tracer_provider.shutdown()
-        if self.metrics is not None:
-            self.metrics.shutdown()
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.shutdown_budget_s
+        with closing(deadline):
+            self.tracer_provider.shutdown()  # the analysis, then every pipeline at once, by the deadline
+            if self.metrics is not None:
+                self.metrics.shutdown(int(seconds_left(deadline) * 1000))
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {p.name: p.stats.as_dict() for p in self.pipelines}
@@ -109,6 +127,7 @@ class TracingRuntime:
 _lock = threading.Lock()
 _runtimes: list[TracingRuntime] = []
 _atexit_registered = False
+_exit_deadline: float | None = None  # set by a lifespan shutdown: the exit shares its budget
 
 
 # Called with each new runtime (or_middleware.testing attaches its in-memory capture this way).
@@ -136,7 +155,7 @@ def _register(runtime: TracingRuntime) -> None:
     with _lock:
         _runtimes.append(runtime)
         if not _atexit_registered:
-            atexit.register(shutdown_all)
+            atexit.register(_shutdown_at_exit)
             _atexit_registered = True
         observers = list(_observers)
     for observer in observers:
@@ -165,14 +184,23 @@ def force_flush(timeout_millis: int = 30_000) -> bool:
     return all(r.force_flush(timeout_millis) for r in runtimes)
 
 
-def shutdown_all() -> None:
+def shutdown_all(deadline: float | None = None) -> None:
+    """Stop every runtime, all within one shutdown budget (the largest of theirs) from now."""
     with _lock:
         runtimes = list(_runtimes)
+    if deadline is None and runtimes:
+        deadline = time.monotonic() + max(r.settings.shutdown_budget_s for r in runtimes)
     for runtime in runtimes:
         try:
-            runtime.shutdown()
+            runtime.shutdown(deadline)
         except Exception:
             logger.exception("or_middleware: shutdown failed")
+
+
+def _shutdown_at_exit() -> None:
+    """At exit (WSGI servers, scripts; after an ASGI lifespan shutdown): one budget in all. After a
+    lifespan shutdown flushed, the exit gets what is left of that budget, so the two never add up."""
+    shutdown_all(_exit_deadline)
 
 
 def stats() -> dict[str, Any]:

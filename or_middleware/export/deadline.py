@@ -109,3 +109,21 @@ def attempt_deadline(timeout: float) -> float:
     """When one attempt must be over: its own timeout, or the shutdown budget if that ends first."""
     deadline = time.monotonic() + timeout
     return deadline if _closing_by is None else min(deadline, _closing_by)
+
+
+@contextlib.contextmanager
+def closing(deadline: float) -> Iterator[None]:
+    """Shutdown (or the flush before it) is under way until ``deadline``: every send ends by then,
+    retries that would end later are not waited for (the batch is spooled), the spool is not
+    re-sent (it stays for the next start)."""
+    global _closing_by
+    previous = _closing_by
+    _closing_by = deadline if previous is None else min(previous, deadline)
+    try:
+        yield
+    finally:
+        _closing_by = previous
+
+
+def seconds_left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from or_middleware.export.deadline import closing_by
 from or_middleware.export.encoders import SpanEncoding
 from or_middleware.export.spool import DiskSpool
 from or_middleware.export.stats import PipelineStats
@@ -84,8 +85,8 @@ class WireDelivery:
     def tick(self) -> None:
         """Re-send the spool, oldest first, when the destination is due to be tried again."""
         spool = self.spool
-        if spool is None or self._is_down():
-            return
+        if spool is None or self._is_down() or closing_by() is not None:
+            return  # shutting down: the spool stays for the next start
         while not self._stopping.is_set():
             batch = spool.claim_oldest()
             if batch is None:
@@ -141,7 +142,9 @@ class WireDelivery:
                 self._refused(count, result)
                 return
             wait = result.retry_after if result.retry_after is not None else self._backoff(attempt)
-            if attempt >= self._max_retries or wait > INLINE_WAIT_S or self._stopping.is_set():
+            closing = closing_by()
+            if (attempt >= self._max_retries or wait > INLINE_WAIT_S or self._stopping.is_set()
+                    or (closing is not None and time.monotonic() + wait >= closing)):
                 self._went_down(result)
                 self._keep(body, count)
                 return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
+from or_middleware.export.deadline import closing_by, seconds_left
 from or_middleware.export.preparation import SpanPreparation
 from or_middleware.export.sinks import SpanSink
 from or_middleware.export.stats import DropCounter, PipelineStats
@@ -209,24 +211,40 @@ class DestinationPipeline(SpanProcessor):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
+    def request_flush(self) -> threading.Event | None:
+        """Ask the thread to handle everything queued so far; the event is set once it has
+        (None: no thread here, nothing queued). Several pipelines flush at once this way."""
         if self._thread is None or self._pid != os.getpid():
-            return True
+            return None
         marker = _Flush()
         self._requests.append(marker)
         self._wake.set()
-        return marker.done.wait(timeout_millis / 1000)
+        return marker.done
 
-    def shutdown(self) -> None:
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        done = self.request_flush()
+        return done is None or done.wait(timeout_millis / 1000)
+
+    def begin_shutdown(self) -> None:
+        """Take no more spans; the thread handles what is queued (each send bounded by the shutdown
+        deadline, what cannot be sent goes to the spool), then stops."""
         if self._closed:
             return
-        self.force_flush(10_000)
         self._closed = True
         if self._thread is not None and self._pid == os.getpid():
             self._requests.append(_STOP)
             self._wake.set()
-            self._thread.join(timeout=5)
+
+    def finish_shutdown(self, deadline: float) -> None:
+        """Wait for the thread until ``deadline`` (monotonic seconds), then close the sink."""
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(seconds_left(deadline))
         try:
             self.sink.close()
         except Exception:
             logger.exception("or_middleware: destination %s failed to shut down", self.name)
+
+    def shutdown(self) -> None:
+        deadline = closing_by() or time.monotonic() + 10.0
+        self.begin_shutdown()
+        self.finish_shutdown(deadline)
