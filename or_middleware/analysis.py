@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 _STOP = object()
 _WARN_INTERVAL_S = 30.0
 _POLL_S = 0.1
-_BOOKKEEPING_S = 0.5  # past the shutdown deadline: queues handed over, unsent batches written to the spool
+SPOOL_AFTER_DEADLINE_S = 0.5  # past the shutdown deadline: unsent batches are written to the spool
 
 
 class _Flush:
@@ -272,7 +272,7 @@ class GenerationAnalysis(SpanProcessor):
             try:
                 finish = getattr(destination, "finish_shutdown", None)
                 if finish is not None:
-                    finish(max(deadline, time.monotonic()) + _BOOKKEEPING_S)  # sends end by the deadline
+                    finish(max(deadline, time.monotonic()) + SPOOL_AFTER_DEADLINE_S)  # sends end by the deadline
                 else:
                     destination.shutdown()
             except Exception:

@@ -18,7 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
 from opentelemetry.trace import Tracer
 
-from or_middleware.analysis import GenerationAnalysis
+from or_middleware.analysis import SPOOL_AFTER_DEADLINE_S, GenerationAnalysis
 from or_middleware.capture.detection import EndpointDetector
 from or_middleware.config import Settings
 from or_middleware.export.deadline import closing, seconds_left
@@ -107,8 +107,8 @@ class TracingRuntime:
         shares this budget (see :func:`_shutdown_at_exit`)."""
         global _exit_deadline
         deadline = _exit_deadline = time.monotonic() + self.settings.shutdown_budget_s
-        with closing(deadline):
-            return self._flush_until(deadline)
+        with closing(deadline):  # sends end by the deadline; then a moment to spool what they could not send
+            return self._flush_until(deadline + SPOOL_AFTER_DEADLINE_S)
 
     def shutdown(self, deadline: float | None = None) -> None:
         """Stop, sending what is queued by ``deadline`` (default: the shutdown budget from now)."""

@@ -36,6 +36,8 @@ def send_deadline(deadline: float) -> Iterator[None]:
 
 def _left(timeout: float | None, expired: type[Exception]) -> float | None:
     deadline = _DEADLINE.get()
+    if _closing_by is not None:  # shutdown began after this send did: it ends by the budget too
+        deadline = _closing_by if deadline is None else min(deadline, _closing_by)
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
