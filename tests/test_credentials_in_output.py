@@ -10,6 +10,7 @@ and every log record, the CLI's output and every spooled byte are grepped.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import subprocess
@@ -97,6 +98,18 @@ def log_lines() -> Iterator[list[str]]:
         root.setLevel(level)
 
 
+@contextlib.contextmanager
+def one_call_served(upstream: Any, settings: Settings) -> Iterator[None]:
+    """A FastAPI app with the middleware under uvicorn, after one real LLM call (flushed)."""
+    app = fastapi_app(upstream.openrouter)
+    app.add_middleware(LLMTracingMiddleware, settings=settings)
+    with serve_asgi(app) as url:
+        body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+        httpx.post(f"{url}/ask", json=body, timeout=30).raise_for_status()
+        or_middleware.force_flush(10_000)
+        yield
+
+
 def test_destination_down_and_refusal_log_lines_hold_no_credential(upstream, echo_collector, tmp_path, log_lines):
     fast: dict[str, Any] = {"schedule_delay_ms": 20, "spool_dir": str(tmp_path), "max_retries": 0}
     settings = Settings(destinations=[
@@ -106,12 +119,7 @@ def test_destination_down_and_refusal_log_lines_hold_no_credential(upstream, ech
                         headers=f"x-api-key={CRED['x-api-key header']}", **fast),
         PostHogDestination(api_key=CRED["posthog key"], host=echo_collector, **fast),
     ], llm_hosts=f"openrouter={upstream.openrouter}")
-    app = fastapi_app(upstream.openrouter)
-    app.add_middleware(LLMTracingMiddleware, settings=settings)
-    with serve_asgi(app) as url:
-        body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-        httpx.post(f"{url}/ask", json=body, timeout=30).raise_for_status()
-        or_middleware.force_flush(10_000)
+    with one_call_served(upstream, settings):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (
                 any("is not taking spans" in line for line in log_lines)
@@ -181,12 +189,7 @@ def test_posthog_api_key_is_added_at_send_time_never_spooled(upstream, tmp_path)
                                                              schedule_delay_ms=20, spool_dir=str(spool),
                                                              max_retries=0)],
                             llm_hosts=f"openrouter={upstream.openrouter}")
-        app = fastapi_app(upstream.openrouter)
-        app.add_middleware(LLMTracingMiddleware, settings=settings)
-        with serve_asgi(app) as url:
-            body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-            httpx.post(f"{url}/ask", json=body, timeout=30).raise_for_status()
-            or_middleware.force_flush(10_000)
+        with one_call_served(upstream, settings):
             files = _wait_for(lambda: [p for p in spool.rglob("*") if p.is_file()])
             spooled = b"".join(p.read_bytes() for p in files)
             assert b'"batch"' in spooled and not leaked(spooled), spooled[:300]  # spooled, without the key
