@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from or_middleware.keys import bounded_key
+
 _UNITS = {
     "s": 1.0, "sec": 1.0, "second": 1.0,
     "m": 60.0, "min": 60.0, "minute": 60.0,
@@ -50,17 +52,26 @@ class RateLimit:
         return f"{self.requests} per {self.period_s:g}s"
 
 
+# What one tracked user costs: its key (bounded), the dict entry, the deque, and per timestamp
+# a float object and the deque's slot. Used to turn the byte budget into a number of users.
+_USER_BYTES = 450
+_TIMESTAMP_BYTES = 40
+MAX_STATE_BYTES = 64 * 1024 * 1024
+
+
 class UserRateLimiter:
     """A sliding-window log per user: at most ``requests`` in any ``period_s`` window.
 
-    Memory is ``requests`` timestamps per active user; at most ``max_users`` users are kept
-    (the least recently seen go first, which can only make the limit more lenient).
+    Memory is bounded in bytes, whatever the clients send: a user id longer than 128 characters
+    is kept as a prefix and a hash (:func:`or_middleware.keys.bounded_key`), and the number of
+    users kept is what fits in ``max_bytes`` (64 MiB) at ``requests`` timestamps each; the least
+    recently seen go first, which can only make the limit more lenient.
     """
 
-    def __init__(self, limit: RateLimit, *, max_users: int = 100_000,
+    def __init__(self, limit: RateLimit, *, max_users: int = 100_000, max_bytes: int = MAX_STATE_BYTES,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
-        self._max_users = max_users
+        self._max_users = max(1, min(max_users, max_bytes // (_USER_BYTES + _TIMESTAMP_BYTES * limit.requests)))
         self._clock = clock
         self._lock = threading.Lock()
         self._users: OrderedDict[str, deque[float]] = OrderedDict()
@@ -70,6 +81,7 @@ class UserRateLimiter:
         Requests without a user are never limited."""
         if not user:
             return None
+        user = bounded_key(user)
         now = self._clock()
         with self._lock:
             calls = self._users.get(user)

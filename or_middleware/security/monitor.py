@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from or_middleware import spans as contract
+from or_middleware.keys import bounded_key
 from or_middleware.prompts import PromptFields, caller_turn_texts, prompt_chars
 from or_middleware.security.injection import find_injection
-from or_middleware.security.windows import BoundedMap, RollingMedian, SlidingWindow
+from or_middleware.security.windows import BoundedMap, DistinctInWindow, RollingMedian, WindowCount
 
 if TYPE_CHECKING:
     from or_middleware.config import SecuritySettings
@@ -44,8 +45,8 @@ class SecuritySignal:
 
 @dataclass
 class _UserState:
-    calls: SlidingWindow[None]
-    models: SlidingWindow[str]
+    calls: WindowCount
+    models: DistinctInWindow
     costs: RollingMedian
     burst_flagged: bool = False
     switching_flagged: bool = False
@@ -67,17 +68,17 @@ class SecurityMonitor:
         at = (span.start_time or 0) / 1e9
         signals: list[SecuritySignal] = []
         if prompt is not None:
-            route = str(attributes.get(contract.TRACE_NAME) or _NO_ROUTE)
+            route = bounded_key(str(attributes.get(contract.TRACE_NAME) or _NO_ROUTE))
             self._check_prompt_length(route, prompt_chars(prompt), signals)
             if self.settings.injection:
                 self._check_injection(prompt, signals)
         user = attributes.get(contract.USER_ID)
         if isinstance(user, str) and user:
-            state = self._users.get(user, self._new_user)
+            state = self._users.get(bounded_key(user), self._new_user)
             self._check_burst(state, at, signals)
             model = attributes.get(gen_ai.GEN_AI_REQUEST_MODEL)
             if isinstance(model, str):
-                self._check_models(state, at, model, signals)
+                self._check_models(state, at, bounded_key(model), signals)
             cost = attributes.get(contract.USAGE_COST)
             if isinstance(cost, int | float):
                 self._check_cost(state, float(cost), signals)
@@ -88,8 +89,9 @@ class SecurityMonitor:
     def _new_user(self) -> _UserState:
         s = self.settings
         return _UserState(
-            calls=SlidingWindow(s.burst_window_s),
-            models=SlidingWindow(s.model_switch_window_s),
+            # counted only up to one past each threshold: memory does not grow with a user's rate
+            calls=WindowCount(s.burst_window_s, s.burst_requests + 1),
+            models=DistinctInWindow(s.model_switch_window_s, max(s.model_switch_models + 1, _MAX_LISTED_MODELS)),
             costs=RollingMedian(s.cost_spike_window),
         )
 
@@ -124,7 +126,7 @@ class SecurityMonitor:
 
     def _check_burst(self, state: _UserState, at: float, signals: list[SecuritySignal]) -> None:
         s = self.settings
-        calls = len(state.calls.add(at, None))
+        calls = state.calls.add(at)
         if calls <= s.burst_requests:
             state.burst_flagged = False
         elif not state.burst_flagged:  # once per burst, not once per call of it
@@ -133,7 +135,7 @@ class SecurityMonitor:
 
     def _check_models(self, state: _UserState, at: float, model: str, signals: list[SecuritySignal]) -> None:
         s = self.settings
-        models = sorted(set(state.models.add(at, model)))
+        models = sorted(state.models.add(at, model))
         if len(models) <= s.model_switch_models:
             state.switching_flagged = False
         elif not state.switching_flagged:

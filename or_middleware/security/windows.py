@@ -48,17 +48,34 @@ class RollingMedian:
         return statistics.median(self._values) if self._values else None
 
 
-class SlidingWindow(Generic[V]):
-    """Values seen in the last ``seconds`` (by the time each one happened)."""
+class WindowCount:
+    """How many events in the last ``seconds``, counted up to ``cap``: a detector only needs to
+    know that a threshold was passed, so a busy user's window never grows with the rate."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, cap: int) -> None:
         self._seconds = seconds
-        self._items: deque[tuple[float, V]] = deque()
+        self._times: deque[float] = deque(maxlen=cap)
 
-    def add(self, at: float, value: V) -> list[V]:
-        """Add one value; returns every value still inside the window ending at ``at``."""
-        self._items.append((at, value))
+    def add(self, at: float) -> int:
+        self._times.append(at)
         horizon = at - self._seconds
-        while self._items and self._items[0][0] <= horizon:
-            self._items.popleft()
-        return [v for _, v in self._items]
+        while self._times and self._times[0] <= horizon:
+            self._times.popleft()
+        return len(self._times)
+
+
+class DistinctInWindow:
+    """The distinct values seen in the last ``seconds``, at most ``cap`` of them (the most recent)."""
+
+    def __init__(self, seconds: float, cap: int) -> None:
+        self._seconds = seconds
+        self._cap = cap
+        self._last_seen: OrderedDict[str, float] = OrderedDict()
+
+    def add(self, at: float, value: str) -> list[str]:
+        self._last_seen.pop(value, None)
+        self._last_seen[value] = at
+        horizon = at - self._seconds
+        while self._last_seen and (next(iter(self._last_seen.values())) <= horizon or len(self._last_seen) > self._cap):
+            self._last_seen.popitem(last=False)
+        return list(self._last_seen)
