@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from or_middleware.capture.detection import BUILTIN_HOSTS
 from or_middleware.config import DestinationSettings, Settings
 from or_middleware.secrets import safe_url
+from or_middleware.terminal import printable
 from or_middleware.version import __version__
 
 logger = logging.getLogger("or_middleware")
@@ -95,7 +96,7 @@ def explain(scheme: str, host: str, port: int | None, path: str, why_not: str | 
     Calls that do not look like LLM calls are left out, unless they were traced."""
     if why_not is not None and not path.endswith(LLM_PATH_ENDINGS):
         return
-    where = f"{scheme}://{host}{f':{port}' if port else ''}{path}"
+    where = printable(f"{scheme}://{host}{f':{port}' if port else ''}{path}")  # a path may hold client text
     if why_not is None:
         debug_logger.info("or_middleware debug: POST %s traced %s", where, how)
     else:

@@ -185,3 +185,16 @@ def test_the_pipeline_is_told_when_a_held_trace_is_due():
     sink.deliver([span(3, 4, parent=1)])
     sink.close()  # shutdown prints what is still held
     assert f"trace {3:032x}" in out.getvalue()
+
+
+def test_escape_sequences_from_clients_are_shown_not_obeyed():
+    """A model name or answer holding terminal escapes (set by a client) cannot act on the reader's terminal."""
+    evil = span(1, 2, parent=None)
+    evil._name = "chat \x1b]0;pwned\x07\x1b[2J"
+    evil._attributes = {"gen_ai.output.messages": '[{"role": "assistant", "parts": [{"type": "text", '
+                                                  '"content": "hi\\u001b[31m red\\u009b"}]}]'}
+    exporter = ConsoleTreeExporter(out := io.StringIO())
+    exporter.export([evil])
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "chat \\x1b]0;pwned\\x07\\x1b[2J" in text and "hi\\x1b[31m red\\x9b" in text

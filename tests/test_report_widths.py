@@ -99,3 +99,19 @@ def test_tail_lines_keep_long_ids_and_line_up_in_a_wide_terminal():
         if width >= 80 + len(LONG_MODEL) - 28:  # room for the long id: the figures line up
             assert a.index(" tok") == b.index(" tok")
     assert format_line(short, 132).index(" tok") > format_line(short, 80).index(" tok")
+
+
+def test_escape_sequences_in_ids_are_shown_not_obeyed(tmp_path, capsys, monkeypatch):
+    evil = "mallory\x1b]0;pwned\x07\x1b[2J\nforged line"
+    path = str(tmp_path / "evil.db")
+    exporter = LocalStoreExporter(path)
+    exporter.export([genai_span(start_s=NOW - 5, request_model="m\x1b[31m", user=evil, input_tokens=1,
+                                output_tokens=1, cost=0.1)])
+    exporter.shutdown()
+    for by in ("user", "model"):
+        out = report(capsys, monkeypatch, 100, "--db", path, "--by", by)
+        assert "\x1b" not in out and "\x07" not in out
+        assert not any(line.startswith("forged line") for line in out.splitlines())
+        assert "mallory\\x1b]0;pwned\\x07\\x1b[2J\\nforged line" in out
+    line = format_line((1, int(NOW * 1e9), evil, "m\x1b[31m", 1, 1, 0.1, 1.0, "ok", None))
+    assert "\x1b" not in line and "\n" not in line

@@ -23,6 +23,7 @@ from opentelemetry.trace import StatusCode
 
 from or_middleware import spans as contract
 from or_middleware.export.console_hold import DEFAULT_HOLD_S, HeldTraces, TraceGroup
+from or_middleware.terminal import printable
 
 _SHOWN = (
     ("gen_ai.response.model", "served {}"),
@@ -153,7 +154,7 @@ def render_group(group: TraceGroup, columns: int) -> list[str]:
             walk(span.context.span_id, depth + 1)
 
     walk(None, 0)
-    return lines
+    return [printable(line) for line in lines]  # model names and content come from clients
 
 
 class ConsoleTreeExporter(SpanExporter):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from or_middleware.announce import store_location
 from or_middleware.report.figures import Figures, SecurityReport, UsageReport
 from or_middleware.report.periods import local_time
+from or_middleware.terminal import printable
 
 MIN_WIDTH = 40  # below this, lines are wrapped for 40 columns anyway
 
@@ -142,7 +143,7 @@ def usage_table(report: UsageReport, db: str, width: int | None = None) -> str:
         lines += ["", *_table(report.by, report.groups, _TIMING, width)]
     if report.top_spenders:
         lines += ["", *_table("top spenders", report.top_spenders, _SPEND, width)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"  # models, users, routes come from clients
 
 
 def usage_json(report: UsageReport, db: str) -> str:
@@ -202,7 +203,7 @@ def security_table(report: SecurityReport, db: str, width: int | None = None) ->
             when = local_time(e.time_unix_nano)
             line = f"{when}  {e.kind}  {e.user or '-'}  {e.route or '-'}  {_evidence(e.evidence)}"
             lines += _wrap(line, width, indent="    ")
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def security_json(report: SecurityReport, db: str) -> str:

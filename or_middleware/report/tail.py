@@ -12,6 +12,7 @@ from typing import TextIO
 
 from or_middleware.export.store import open_store
 from or_middleware.report.periods import local_time
+from or_middleware.terminal import printable
 
 _COLUMNS = "id, time_unix_nano, user_id, COALESCE(response_model, request_model), input_tokens, output_tokens, " \
     "cost_usd, duration_s, status, error_type"
@@ -26,8 +27,8 @@ def format_line(row: tuple[object, ...], width: int = 80) -> str:
     cost_text = "-" if cost is None else f"${cost:.6f}"
     outcome = f"error {error_type}" if status == "error" and error_type else str(status)
     model_width = 28 + max(0, min(width - 80, 32))
-    return (f"{local_time(int(at))}  {user or '-'!s:<16} {model or '-'!s:<{model_width}} "  # type: ignore[call-overload]
-            f"{tokens:>14} {cost_text:>11} {duration:>7.3f}s  {outcome}")
+    return printable(f"{local_time(int(at))}  {user or '-'!s:<16} {model or '-'!s:<{model_width}} "  # type: ignore[call-overload]
+            f"{tokens:>14} {cost_text:>11} {duration:>7.3f}s  {outcome}")  # user and model come from clients
 
 
 def _wait_for_file(path: Path, interval: float, stop: Callable[[], bool], err: TextIO) -> bool:
