@@ -203,3 +203,13 @@ def test_a_missing_or_wrong_vendor_field_stops_start_up_in_one_line(monkeypatch,
     message = str(raised.value)
     assert variable in message and hint in message and "\n" not in message, message
     assert "SECRET99" not in message
+
+
+@pytest.mark.parametrize("headers", ['{"X-Ok": "a\\r\\nInjected: 1"}', '{"Bad Name": "v"}', "x-token=a%0d%0ab"])
+def test_webhook_headers_that_would_break_the_request_stop_start_up(monkeypatch, headers):
+    monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "webhook")
+    monkeypatch.setenv("OR_MIDDLEWARE_WEBHOOK__URL", "https://hooks.example.com/x")
+    monkeypatch.setenv("OR_MIDDLEWARE_WEBHOOK__HEADERS", headers)
+    with pytest.raises(ConfigError) as raised:
+        Settings()
+    assert "OR_MIDDLEWARE_WEBHOOK__HEADERS" in str(raised.value) and "control character" in str(raised.value)

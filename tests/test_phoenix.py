@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CANARY = "canary.phoenix@example.com"
 PRIVATE_PROJECT = "or-middleware-e2e"
 OPEN_PROJECT = "or-middleware-e2e-open"
-STARTUP_TIMEOUT_S = 120
+STARTUP_TIMEOUT_S = 300  # a loaded 2-core machine: Phoenix has taken over 120 s to start
 
 
 def phoenix_command() -> list[str] | None:

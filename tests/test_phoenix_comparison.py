@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 import or_middleware
 from or_middleware import LLMTracingMiddleware, Settings
 from or_middleware.config import PhoenixDestination
+from or_middleware.demo.fake_upstream import create_fake_upstream
 from or_middleware.demo.serving import serve_asgi
 from or_middleware.export.openinference import FIRST_TOKEN_EVENT, PRIVACY_PLACEHOLDER
 from tests.apps import chat_body, fastapi_app
@@ -131,11 +132,18 @@ def wait_for(phoenix_url: str, project: str, count: int) -> list[dict]:
     raise AssertionError(f"{project}: {len(spans)} spans, wanted {count}")
 
 
-def test_ours_show_at_least_what_openinference_shows_in_the_same_phoenix(phoenix, upstream, tmp_path):  # noqa: F811
-    run_openinference(phoenix, upstream.openrouter)
-    run_ours(phoenix, upstream.openrouter, tmp_path)
-    theirs = wait_for(phoenix, THEIRS, 3)
-    ours = wait_for(phoenix, OURS, 6)  # three requests, each a root span over its LLM call
+@pytest.fixture(scope="module")
+def compared(phoenix, tmp_path_factory):  # noqa: F811
+    """Both sides' calls, once, into the module's Phoenix: (phoenix url, our spans, their spans)."""
+    with serve_asgi(create_fake_upstream()) as fake:
+        base_url = f"{fake}/api/v1"
+        run_openinference(phoenix, base_url)
+        run_ours(phoenix, base_url, tmp_path_factory.mktemp("spool"))
+    return phoenix, wait_for(phoenix, OURS, 6), wait_for(phoenix, THEIRS, 3)
+
+
+def test_ours_show_at_least_what_openinference_shows_in_the_same_phoenix(compared):
+    phoenix_url, ours, theirs = compared  # three requests each; ours: a root span over each LLM call
 
     # the traces table: one row per request, and the row says what was asked and answered
     for spans in (ours, theirs):
@@ -193,17 +201,68 @@ def test_ours_show_at_least_what_openinference_shows_in_the_same_phoenix(phoenix
 
     # the sessions view
     for project, session_id in ((OURS, "sess-ours"), (THEIRS, "sess-oi")):
-        [session] = sessions(phoenix, project)
+        [session] = sessions(phoenix_url, project)
         assert session["sessionId"] == session_id and session["userId"] == "alice"
         assert session["numTraces"] == 3 and session["numTracesWithError"] == 1
         assert session["firstInput"]["value"] and session["lastOutput"]["value"]
-    [our_session] = sessions(phoenix, OURS)
+    [our_session] = sessions(phoenix_url, OURS)
     assert our_session["firstInput"]["value"] == "this fails"
     assert our_session["lastOutput"]["value"] == "Echo: stream it"
 
     # privacy mode: a clear placeholder, no made-up object, no content
-    private = wait_for(phoenix, OURS_PRIVATE, 2)
+    private = wait_for(phoenix_url, OURS_PRIVATE, 2)
     for span in private:
         a = span["attributes"]
         assert a["input.value"] == PRIVACY_PLACEHOLDER and a["output.value"] == PRIVACY_PLACEHOLDER
         assert "private question" not in json.dumps(span) and "gen-" not in a["output.value"]
+
+
+def project_ids(phoenix_url: str) -> dict[str, str]:
+    data = graphql(phoenix_url, "{ projects { edges { node { id name } } } }")
+    return {e["node"]["name"]: e["node"]["id"] for e in data["projects"]["edges"]}
+
+
+def test_phoenix_ui_shows_our_traces_sessions_and_errors_like_openinference(compared, tmp_path):
+    """Headless Chromium (Debian's) on Phoenix's own pages: what a user sees first."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    phoenix_url, ours, theirs = compared
+    ids = project_ids(phoenix_url)
+    traces = {name: by_trace(spans) for name, spans in ((OURS, ours), (THEIRS, theirs))}
+
+    def trace_of(project: str, predicate) -> str:
+        return next(t for t, spans in traces[project].items() if any(predicate(s) for s in spans))
+
+    def failed(span: dict) -> bool:
+        return span["status_code"] == "ERROR" and span["span_kind"] == "LLM"
+
+    def shown(page, text: str) -> None:  # Phoenix renders slowly on a loaded machine
+        page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        try:
+            for project in (OURS, THEIRS):
+                # the traces table: each request's row shows what was asked
+                page.goto(f"{phoenix_url}/projects/{ids[project]}")
+                shown(page, "find the order")
+                page.screenshot(path=str(tmp_path / f"{project}-traces.png"))
+                # an error trace, its failed LLM call selected: the upstream's message is shown
+                span = next(s for s in (ours if project == OURS else theirs) if failed(s))
+                page.goto(f"{phoenix_url}/projects/{ids[project]}/traces/{span['context']['trace_id']}"
+                          f"?selectedSpanNodeId={span['id']}")
+                shown(page, "Fake upstream error 429")
+                page.screenshot(path=str(tmp_path / f"{project}-error.png"))
+            # our trace detail: the request's span with the LLM call nested, and the tool call
+            tool_trace = trace_of(OURS, lambda s: "llm.tools.0.tool.json_schema" in s["attributes"])
+            page.goto(f"{phoenix_url}/projects/{ids[OURS]}/traces/{tool_trace}")
+            shown(page, "POST /ask")
+            shown(page, "chat openai/gpt-4o-mini")
+            page.screenshot(path=str(tmp_path / "ours-trace.png"))
+            # the sessions view: our session, with its first input and last output
+            page.goto(f"{phoenix_url}/projects/{ids[OURS]}/sessions")
+            shown(page, "sess-ours")
+            shown(page, "Echo: stream it")
+            page.screenshot(path=str(tmp_path / "ours-sessions.png"))
+        finally:
+            browser.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import TYPE_CHECKING, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -23,8 +24,24 @@ if TYPE_CHECKING:
     from or_middleware.config import Settings
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
+
+
+def _checked(headers: dict[str, str]) -> dict[str, str]:
+    """Refused at start-up, not at every send: a name that is no token, a value with a control
+    character (a CR/LF would split the request)."""
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name) or any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+            raise ValueError("a header name must be a token and a value must hold no control character")
+    return headers
+
+
 def parse_webhook_headers(value: str | None) -> dict[str, str]:
     """A JSON object of strings (Broadcast's form) or ``k=v`` pairs (OTel's form)."""
+    return _checked(_parse_webhook_headers(value))
+
+
+def _parse_webhook_headers(value: str | None) -> dict[str, str]:
     text = (value or "").strip()
     if not text.startswith("{"):
         try:
