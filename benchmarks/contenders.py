@@ -28,8 +28,9 @@ CONTENDERS: dict[str, tuple[str, bool]] = {
     "bare": ("the app alone", False),
     "otel-asgi": ("opentelemetry-instrumentation-asgi, default options", False),
     "otel-asgi-lean": ("opentelemetry-instrumentation-asgi, exclude_spans=receive,send (what ours wraps)", False),
-    "or_middleware": ("LLMTracingMiddleware, privacy mode on (default)", False),
-    "or_middleware-content": ("LLMTracingMiddleware, privacy mode off (content captured)", False),
+    "or_middleware": ("LLMTracingMiddleware, defaults: privacy on, SPANS=genai (the local store's scope)", False),
+    "or_middleware-all": ("LLMTracingMiddleware, a destination taking every span (SPANS=all)", False),
+    "or_middleware-content": ("LLMTracingMiddleware, privacy mode off (content captured), SPANS=genai", False),
     "openllmetry": ("OTel ASGI + opentelemetry-instrumentation-openai (OpenLLMetry)", True),
     "otel-openai-v2": ("OTel ASGI + opentelemetry-instrumentation-openai-v2", True),
     "openinference": ("OTel ASGI + openinference-instrumentation-openai", True),
@@ -179,7 +180,9 @@ def _otel_asgi(app: Any, provider: Any, *, lean: bool = False) -> Any:
     return OpenTelemetryMiddleware(app, **options)
 
 
-def _or_middleware(app: Any, upstream: str, *, privacy: bool, variant: str = "healthy", sink: str = "") -> Instrumented:
+def _or_middleware(
+    app: Any, upstream: str, *, privacy: bool, spans: str = "genai", variant: str = "healthy", sink: str = ""
+) -> Instrumented:
     import or_middleware
     from or_middleware.asgi import LLMTracingMiddleware
     from or_middleware.config import DestinationSettings, OtlpDestination, Settings, register_preset
@@ -191,15 +194,14 @@ def _or_middleware(app: Any, upstream: str, *, privacy: bool, variant: str = "he
         """A destination whose exporter only counts spans (benchmarks only)."""
 
         kind = "benchnull"
-        default_spans = "all"
 
     register_preset(BenchNullDestination)
     EXPORTER_FACTORIES["benchnull"] = lambda dest: exporter
     if variant == "healthy":
-        destination: DestinationSettings = BenchNullDestination(privacy_mode=privacy)
+        destination: DestinationSettings = BenchNullDestination(privacy_mode=privacy, spans=spans)
     else:
         # A real OTLP/HTTP exporter against a sink that never answers or answers late.
-        destination = OtlpDestination(endpoint=sink, privacy_mode=privacy, timeout=10.0)
+        destination = OtlpDestination(endpoint=sink, privacy_mode=privacy, timeout=10.0, spans=spans)
     settings = Settings(
         service_name="bench",
         destinations=[destination],
@@ -245,7 +247,10 @@ def instrument(name: str, upstream: str, *, variant: str = "healthy", sink: str 
         raise SystemExit(f"unknown contender {name!r}; known: {', '.join(CONTENDERS)}")
     if name.startswith("or_middleware"):
         app = build_app(upstream)
-        return _or_middleware(app, upstream, privacy=name == "or_middleware", variant=variant, sink=sink)
+        # P4 (a real OTLP destination, blackholed or slow) takes every span: /plain makes spans too.
+        spans = "all" if name == "or_middleware-all" or variant != "healthy" else "genai"
+        return _or_middleware(app, upstream, privacy=name != "or_middleware-content", spans=spans, variant=variant,
+                              sink=sink)
     if name == "bare":
         return Instrumented(build_app(upstream))
     provider, exporter = _otel_provider()

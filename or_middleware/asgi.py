@@ -6,16 +6,21 @@ import logging
 
 import anyio.to_thread
 from opentelemetry import trace
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.instrumentation.asgi import (
+    asgi_getter,
+    collect_custom_headers_attributes,
+    collect_request_attributes,
+    get_default_span_details,
+)
+from opentelemetry.util.http import normalise_request_header_name, normalise_response_header_name
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from or_middleware import context
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
-from or_middleware.inbound import redact_server_span, sanitize_fields
 from or_middleware.ratelimit import send_asgi_429
+from or_middleware.server_span import RequestSpan, ServerSpans, wants_every_server_span
 from or_middleware.startup import StartupRefusal, start_tracing
 
 logger = logging.getLogger(__name__)
@@ -46,14 +51,19 @@ class LLMTracingMiddleware:
         self._tracing = tracing
         self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = asgi_header_names(self.runtime)
-        # Server spans come from the OpenTelemetry ASGI instrumentation, on our private provider.
-        self._traced = OpenTelemetryMiddleware(
-            self._with_identity,
-            tracer_provider=self.runtime.tracer_provider,
-            meter_provider=NoOpMeterProvider(),
-            exclude_spans=["receive", "send"],
-            server_request_hook=redact_server_span,  # no credential in URL attributes
-            http_capture_headers_sanitize_fields=sanitize_fields(),  # nor in captured headers
+        # Server spans on our private provider: at once when a destination exports every span,
+        # else only for requests that make an LLM call (or_middleware/server_span.py).
+        self._server_spans = ServerSpans(
+            self.runtime.tracer_provider,
+            eager=wants_every_server_span(self.settings),
+            describe=_describe,
+            getter=asgi_getter,
+            request_headers=lambda scope, sanitize, names: collect_custom_headers_attributes(
+                scope, sanitize, names, normalise_request_header_name
+            ),
+            response_headers=lambda message, sanitize, names: collect_custom_headers_attributes(
+                message, sanitize, names, normalise_response_header_name
+            ),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +79,26 @@ class LLMTracingMiddleware:
             await self._with_identity(scope, receive, send)
         else:
             await self._traced(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = RequestSpan(self._server_spans, scope)
+        undo = request.begin()
+
+        async def observed_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                request.response_started(message["status"], message)
+            await send(message)
+            if kind == "http.response.body" and not message.get("more_body", False):
+                request.response_done()
+
+        try:
+            await self._with_identity(scope, receive, observed_send)
+        except BaseException as exc:
+            request.failed(exc)
+            raise
+        finally:
+            request.finish(undo)
 
     async def _with_identity(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = None
@@ -96,3 +126,11 @@ class LLMTracingMiddleware:
             await send(message)
 
         return flushing_send
+
+
+def _describe(scope: Scope, mode: object) -> tuple[str, dict]:
+    """The OpenTelemetry ASGI instrumentation's own span name and request attributes."""
+    name, extra = get_default_span_details(scope)
+    attributes = collect_request_attributes(scope, mode)
+    attributes.update(extra)
+    return name, attributes

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import Token
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
-from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.instrumentation.wsgi import collect_request_attributes, get_default_span_name, wsgi_getter
+from opentelemetry.util.http import SanitizeValue, normalise_request_header_name, normalise_response_header_name
 
 from or_middleware import context
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import identity_from_wsgi, wsgi_header_names
-from or_middleware.inbound import redact_server_span
 from or_middleware.ratelimit import wsgi_429
+from or_middleware.server_span import RequestSpan, ServerSpans, wants_every_server_span
 from or_middleware.startup import StartupRefusal, start_tracing
 
 logger = logging.getLogger(__name__)
@@ -29,9 +29,12 @@ class _IdentityScopedBody:
     """The app's response body; the request identity stays current until it is closed,
     so LLM calls made while a streaming body is produced still belong to the request."""
 
-    def __init__(self, body: Iterable[bytes], token: Token[Any] | None) -> None:
+    def __init__(
+        self, body: Iterable[bytes], token: Token[Any] | None, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._body = body
         self._token = token
+        self._on_close = on_close  # ends the request's server span, once the body is done
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._body)
@@ -47,6 +50,9 @@ class _IdentityScopedBody:
                 with contextlib.suppress(ValueError):
                     context.leave(self._token)
                 self._token = None
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
 
 
 class LLMTracingWSGIMiddleware:
@@ -63,20 +69,42 @@ class LLMTracingWSGIMiddleware:
         self._tracing = tracing
         self.settings, self.runtime, self._rate_limiter = tracing.settings, tracing.runtime, tracing.rate_limiter
         self._header_names = wsgi_header_names(self.runtime)
-        self._traced = OpenTelemetryMiddleware(
-            self._with_identity,
-            tracer_provider=self.runtime.tracer_provider,
-            meter_provider=NoOpMeterProvider(),
-            request_hook=redact_server_span,  # no credential in URL attributes or captured headers
-            response_hook=redact_server_span,
+        # Server spans on our private provider: at once when a destination exports every span,
+        # else only for requests that make an LLM call (or_middleware/server_span.py).
+        self._server_spans = ServerSpans(
+            self.runtime.tracer_provider,
+            eager=wants_every_server_span(self.settings),
+            describe=_describe,
+            getter=wsgi_getter,
+            request_headers=_request_headers,
+            response_headers=_response_headers,
         )
 
     def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
         if trace.get_current_span().is_recording():
             return self._with_identity(environ, start_response)
-        return self._traced(environ, start_response)
+        request = RequestSpan(self._server_spans, environ)
+        undo = request.begin()
 
-    def _with_identity(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        def observed_start_response(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            code = status.split(" ", 1)[0]
+            if code.isdigit():
+                request.response_started(int(code), headers)
+            return start_response(status, headers, *args)
+
+        def finish() -> None:
+            request.finish(undo)
+
+        try:
+            return self._with_identity(environ, observed_start_response, finish)
+        except BaseException as exc:
+            request.failed(exc)
+            finish()
+            raise
+
+    def _with_identity(
+        self, environ: dict, start_response: Any, on_close: Callable[[], None] | None = None
+    ) -> Iterable[bytes]:
         token = None
         try:
             token = context.enter(identity_from_wsgi(self.runtime, environ, self._header_names))
@@ -88,10 +116,30 @@ class LLMTracingWSGIMiddleware:
                 response = wsgi_429(start_response, self._rate_limiter.limit, wait)
                 if token is not None:
                     context.leave(token)
+                if on_close is not None:
+                    on_close()
                 return response
             body = self.app(environ, start_response)
         except BaseException:
             if token is not None:
                 context.leave(token)
             raise
-        return _IdentityScopedBody(body, token)
+        return _IdentityScopedBody(body, token, on_close)
+
+
+def _describe(environ: dict, mode: object) -> tuple[str, dict]:
+    """The OpenTelemetry WSGI instrumentation's own span name and request attributes."""
+    return get_default_span_name(environ), collect_request_attributes(environ, mode)
+
+
+def _request_headers(environ: dict, sanitize: SanitizeValue, names: list[str]) -> dict[str, Any]:
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    return sanitize.sanitize_header_values(headers, names, normalise_request_header_name)
+
+
+def _response_headers(headers: list[tuple[str, str]], sanitize: SanitizeValue, names: list[str]) -> dict[str, Any]:
+    merged: dict[str, str] = {}
+    for key, value in headers or ():
+        key = key.lower()
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    return sanitize.sanitize_header_values(merged, names, normalise_response_header_name)

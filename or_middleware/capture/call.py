@@ -18,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from or_middleware import announce
+from or_middleware import announce, server_span
 from or_middleware import spans as contract
 from or_middleware.capture.detection import LLMEndpoint, confirms_shape, versioned_api_path, with_provider
 from or_middleware.capture.linkage import BodyLayout, parse_body, plan_linkage, splice_linkage
@@ -178,7 +178,10 @@ class LLMCall:
         foreign = foreign_genai_span() if settings.deduplicate == "auto" else None
         if foreign is None:
             self.span = self.runtime.tracer.start_span(
-                name, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
+                name,
+                server_span.llm_parent_context(),  # the request's server span, started now if it was pending
+                kind=SpanKind.CLIENT,
+                attributes=contract.server_attributes_for(self.host, self.port),
             )
         # Timings (time to first chunk, tokens/s) count from the span's start, not from parsing:
         # taken once the span has its start time, so a first chunk can never precede it (under a
