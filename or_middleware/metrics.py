@@ -205,22 +205,13 @@ def metrics_connection(dest: DestinationSettings) -> MetricsConnection | None:
     return MetricsConnection(metrics_url, headers or None, "http/protobuf", timeout)
 
 
-def metrics_exporter(connection: MetricsConnection) -> MetricExporter:
-    if connection.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+def metrics_exporter(connection: MetricsConnection, destination: str = "metrics") -> MetricExporter:
+    """Our transports, not the SDK's exporters: failures logged as ours, bounded like the traces."""
+    from or_middleware.metrics_export import WireMetricExporter, metrics_transport
 
-        insecure = connection.endpoint.startswith("http://") if connection.endpoint else None
-        return GrpcExporter(
-            endpoint=connection.endpoint, insecure=insecure,
-            headers=dict(connection.headers) if connection.headers else None, timeout=connection.timeout,
-        )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
-
-    return HttpExporter(
-        endpoint=connection.endpoint,
-        headers=dict(connection.headers) if connection.headers else None,
-        timeout=connection.timeout,
-    )
+    headers = dict(connection.headers) if connection.headers else None
+    transport = metrics_transport(destination, connection.protocol, connection.endpoint, headers, connection.timeout)
+    return WireMetricExporter(destination, transport)
 
 
 @dataclass
@@ -234,10 +225,17 @@ class RuntimeMetrics:
         self.instruments = GenAIMetrics(self.provider)
 
     def force_flush(self, timeout_millis: int) -> bool:
-        return bool(self.provider.force_flush(timeout_millis))
+        try:  # the SDK raises when a reader times out or fails: never into the app's force_flush()
+            return bool(self.provider.force_flush(timeout_millis))
+        except Exception:
+            logger.debug("or_middleware: metrics flush did not complete", exc_info=True)
+            return False
 
     def shutdown(self, timeout_millis: int = 30_000) -> None:
-        self.provider.shutdown(timeout_millis=timeout_millis)
+        try:
+            self.provider.shutdown(timeout_millis=timeout_millis)
+        except Exception:
+            logger.debug("or_middleware: metrics shutdown did not complete", exc_info=True)
 
 
 def build_metrics(settings: Settings, resource: Resource) -> RuntimeMetrics | None:
@@ -252,7 +250,7 @@ def build_metrics(settings: Settings, resource: Resource) -> RuntimeMetrics | No
         try:
             connection = metrics_connection(dest)
             if connection is not None:
-                readers.append(PeriodicExportingMetricReader(metrics_exporter(connection)))
+                readers.append(PeriodicExportingMetricReader(metrics_exporter(connection, dest.name)))
         except Exception:  # metrics are an extra: a bad metrics setup must not stop the traces
             logger.exception("or_middleware: destination %s: metrics exporter could not be built", dest.name)
     if not readers:

@@ -153,14 +153,17 @@ def ssl_context(certificate: str | None, client_cert: str | None = None,
 
 
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+GRPC_METRICS_METHOD = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
 
 
 class GrpcTransport:
     """OTLP/gRPC: the same protobuf request, sent with grpcio (plaintext for http://, TLS for https://)."""
 
     def __init__(self, endpoint: str, headers: Mapping[str, str], timeout: float, *,
-                 compress: bool = False, insecure: bool | None = None, certificate: str | None = None) -> None:
+                 compress: bool = False, insecure: bool | None = None, certificate: str | None = None,
+                 rpc: str = _GRPC_METHOD) -> None:
         parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+        self._rpc = rpc
         self.target = endpoint
         self._address = parts.netloc
         self._timeout = timeout
@@ -178,7 +181,7 @@ class GrpcTransport:
         else:
             credentials = grpc.ssl_channel_credentials(self._root_certificates)
             self._channel = grpc.secure_channel(self._address, credentials, options=options)
-        self._export = self._channel.unary_unary(_GRPC_METHOD)
+        self._export = self._channel.unary_unary(self._rpc)
 
     def send(self, body: bytes) -> SendResult:
         if self._pid != os.getpid():  # a forked worker: the parent's channel is not usable here
