@@ -152,7 +152,7 @@ class LLMCall:
             if body:
                 try:
                     parsed, layout = parse_body(body)  # json.loads, plus where linkage may insert
-                except ValueError:
+                except (ValueError, RecursionError):  # json.loads' errors (nesting past the limit too)
                     parsed = None
                     body_skipped = body_skipped or "skipped_not_json"
             if self.target.endpoint.by_shape and not confirms_shape(self.target.fmt, parsed):

@@ -51,6 +51,9 @@ class NDJSONDecoder:
             if self._discarding:
                 self._discarding = False
                 self._pending.clear()
+            elif len(self._pending) + end - start > self._max:  # a whole over-long line in one chunk
+                self._pending.clear()
+                self.overflowed = True
             else:
                 self._pending += data[start:end]
                 self._emit(events)
