@@ -306,3 +306,15 @@ def test_inbound_credentials_never_reach_a_span_whatever_the_capture_variables_s
     urls = [str(v) for k, v in span.attributes.items()
             if k == "url.query" or (k in ("http.url", "url.full", "http.target") and "?" in str(v))]
     assert urls and all("x=1" in u and "api_key=REDACTED" in u for u in urls), urls
+
+
+def test_a_token_in_the_url_path_is_scrubbed_from_the_span_name_and_attributes(receiver):
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+    settings = Settings(destinations=[OtlpDestination(endpoint=receiver.traces_url, privacy_mode=False,
+                                                      spans="all", schedule_delay_ms=20)])
+    with serve_asgi(LLMTracingMiddleware(plain_asgi(), settings=settings)) as url:
+        httpx.get(f"{url}/hello/{jwt}", timeout=30)
+        assert or_middleware.force_flush(10_000)
+    span = receiver.wait_for_spans(lambda s: s.kind == "SERVER")[0]
+    assert b"dozjgNryP4J3" not in b"".join(r.body for r in receiver.requests)
+    assert "[SECRET]" in span.name, span.name

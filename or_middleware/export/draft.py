@@ -33,6 +33,7 @@ def is_genai_span(span: ReadableSpan) -> bool:
 class SpanDraft:
     def __init__(self, span: ReadableSpan) -> None:
         self.span = span
+        self.name: str = span.name
         self._attributes: dict[str, Any] | None = None
         self.events: Sequence[Event] = span.events
         self.links: Sequence[Link] = span.links
@@ -62,15 +63,16 @@ class SpanDraft:
     @property
     def changed(self) -> bool:
         span = self.span
-        return not (self._attributes is None and self.events is span.events and self.links is span.links
-                    and self.resource is span.resource and self.parent is span.parent and self.status is span.status)
+        return not (self._attributes is None and self.name is span.name and self.events is span.events
+                    and self.links is span.links and self.resource is span.resource and self.parent is span.parent
+                    and self.status is span.status)
 
     def build(self) -> ReadableSpan:
         if not self.changed:
             return self.span
         span = self.span
         return ReadableSpan(
-            name=span.name,
+            name=self.name,
             context=span.context,
             parent=self.parent,
             resource=self.resource,

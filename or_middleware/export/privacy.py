@@ -190,6 +190,8 @@ class CredentialScrubber:
                      else link for link in draft.links]
             if any(a is not b for a, b in zip(links, draft.links, strict=True)):
                 draft.links = links
+        if (name := scrub_secrets(draft.name)) != draft.name:  # a server span named by its path: /reset/<jwt>
+            draft.name = name
         description = draft.status.description
         if description and (clean := scrub_secrets(description)) != description:
             draft.status = Status(draft.status.status_code, clean)
