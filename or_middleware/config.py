@@ -81,8 +81,15 @@ def _shown(field: str, value: Any) -> str:
     if isinstance(value, dict) or is_sensitive_name(last) or last.endswith(("headers", "dsn")):
         return ""
     if isinstance(value, str):
-        return f"={safe_url(value)!r}"
+        return shown_url(value)
     return f"={value!r}"
+
+
+def shown_url(value: str | None) -> str:
+    """``=<url>`` without user info or sensitive query values; nothing when a user:password@ is
+    still there (a value too malformed for ``safe_url`` to take apart, e.g. ``u:pw@host``)."""
+    shown = safe_url(value or "")
+    return "" if "@" in shown else f"={shown!r}"
 
 
 def _comma_list(value: Any) -> Any:
@@ -214,7 +221,7 @@ class RemoteDestination(DestinationSettings):
             try:
                 _http_url(value)
             except ValueError as exc:
-                raise ConfigError(f"{self.env_name(field)}={value!r}: {exc}") from None
+                raise ConfigError(f"{self.env_name(field)}{shown_url(value)}: {exc}") from None
         return self
 
 

@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, model_validator
 
-from or_middleware.config import ConfigError, RemoteDestination, SpanScope, parse_headers, register_preset
+from or_middleware.config import (
+    ConfigError,
+    RemoteDestination,
+    SpanScope,
+    parse_headers,
+    register_preset,
+    shown_url,
+)
 from or_middleware.export.wire import WireTarget, secret, timeout_of
 
 if TYPE_CHECKING:
@@ -83,7 +90,7 @@ class WebhookDestination(RemoteDestination):
     def _valid_webhook(self) -> WebhookDestination:
         parts = urlsplit(self.url or "")
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ConfigError(f"{self.env_name('url')}={self.url!r}: must be an https:// URL "
+            raise ConfigError(f"{self.env_name('url')}{shown_url(self.url)}: must be an https:// URL "
                               "(plain http:// only to localhost)")
         try:
             parse_webhook_headers(secret(self.headers))
