@@ -548,8 +548,9 @@ class Settings(_ReportingSettings):
     def __init__(self, **values: Any) -> None:
         # A misspelled variable would leave a default in force without a word: refuse it first.
         unknown = unknown_variables(os.environ, ENV_PREFIX, Settings, PRESETS, preset_for_name)
-        if unknown:
-            raise ConfigError(_HEADLINE + "; ".join(unknown))
+        if unknown:  # one line, however many: the first few, and how many more
+            more = f"; and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise ConfigError(_HEADLINE + "; ".join(unknown[:5]) + more)
         super().__init__(**values)
 
     @field_validator("destinations", mode="before")

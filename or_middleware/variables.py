@@ -56,6 +56,7 @@ def unknown_variables(
     nested = _nested_models(settings)
     full_aliases = {name[1:] for name in top if name.startswith("@")}
     problems = []
+    every_name: list[str] | None = None  # built once, only when needed
     for variable in sorted(environ):
         name = variable.upper()
         if not name.startswith(prefix) or name in full_aliases or name[len(prefix):] in COMMAND_VARIABLES:
@@ -81,10 +82,14 @@ def unknown_variables(
                     continue
                 candidates = [f"{head}__{n}" for n in fields]
             else:  # not a destination name: the closest destination variable, or a top-level one
-                candidates = [n for n in top if not n.startswith("@")]
-                candidates += [f"{kind.upper()}__{n}" for kind, cls in presets.items() for n in _env_names(cls)]
+                if every_name is None:
+                    every_name = [n for n in top if not n.startswith("@")]
+                    every_name += [f"{kind.upper()}__{n}" for kind, cls in presets.items() for n in _env_names(cls)]
+                candidates = every_name
         candidates = [c for c in candidates if "@" not in c]
-        close = difflib.get_close_matches(rest, candidates, n=1, cutoff=0.6)
+        # a name far longer than any setting's has no close match (and difflib is quadratic)
+        close = difflib.get_close_matches(rest, candidates, n=1, cutoff=0.6) if len(rest) <= 100 else []
         hint = f"; did you mean {prefix}{close[0]}?" if close else ""
-        problems.append(f"{variable} names no setting{hint}")
+        shown = variable if len(variable) <= 120 else variable[:120] + "..."
+        problems.append(f"{shown} names no setting{hint}")
     return problems

@@ -187,6 +187,7 @@ def test_linkage_merges_into_the_apps_trace_object_textually(upstream, receiver,
     ('{"model":"m","messages":[]}'.encode("utf-16"), "skipped_not_utf8"),
     (b'{"model":"m","trace":{"a":1},"trace":{"b":2},"messages":[]}', "skipped_duplicate_keys"),
     (b'{"model":"m","trace":"x","trace":{"b":2},"messages":[]}', "skipped_duplicate_keys"),
+    (json.dumps({"model": "m", "messages": [], **{f"k{i}": i for i in range(300)}}).encode(), "skipped_too_many_keys"),
 ])
 @pytest.mark.parametrize("client", CLIENTS)
 def test_a_body_that_cannot_be_spliced_is_sent_untouched_with_the_reason(upstream, receiver, client, raw, reason):

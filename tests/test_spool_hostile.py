@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
 import or_middleware
 from or_middleware import Settings
 from or_middleware.config import OtlpDestination
@@ -75,7 +77,15 @@ def test_a_planted_link_in_the_spool_is_never_read_or_sent(upstream, tmp_path):
     assert or_middleware.stats()["otlp"]["exported"] == 2
 
 
-def test_a_spool_directory_that_is_a_link_is_not_used(upstream, tmp_path, caplog):
+def _one_call_while_down(upstream, dest: OtlpDestination, receiver: RestartableOTLPReceiver) -> None:
+    with serve_asgi(make_app(upstream, dest)) as url:
+        receiver.stop()
+        ask(url, 1)
+    receiver.close()
+
+
+@pytest.mark.parametrize(("unsafe", "why"), [("link", "symbolic link"), ("writable", "others may write to it")])
+def test_a_spool_directory_that_is_not_private_is_not_used(upstream, tmp_path, caplog, unsafe, why):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
     receiver = RestartableOTLPReceiver()
@@ -83,33 +93,15 @@ def test_a_spool_directory_that_is_a_link_is_not_used(upstream, tmp_path, caplog
     dest = destination(receiver.traces_url, tmp_path / "spool", max_retries=0)
     spool = leaf(dest)
     spool.parent.mkdir(parents=True)
-    spool.symlink_to(elsewhere, target_is_directory=True)
+    if unsafe == "link":
+        spool.symlink_to(elsewhere, target_is_directory=True)
+    else:
+        spool.mkdir()
+        spool.chmod(0o777)
     caplog.set_level(logging.WARNING, logger="or_middleware")
-    app = make_app(upstream, dest)
-    with serve_asgi(app) as url:
-        receiver.stop()
-        ask(url, 1)
-    receiver.close()
-    assert list(elsewhere.iterdir()) == []  # nothing written through the link
-    assert "symbolic link" in caplog.text
-    assert or_middleware.stats()["otlp"]["dropped"] == 1
-
-
-def test_a_spool_directory_others_may_write_to_is_not_used(upstream, tmp_path, caplog):
-    receiver = RestartableOTLPReceiver()
-    receiver.start()
-    dest = destination(receiver.traces_url, tmp_path / "spool", max_retries=0)
-    spool = leaf(dest)
-    spool.mkdir(parents=True)
-    spool.chmod(0o777)
-    caplog.set_level(logging.WARNING, logger="or_middleware")
-    app = make_app(upstream, dest)
-    with serve_asgi(app) as url:
-        receiver.stop()
-        ask(url, 1)
-    receiver.close()
-    assert "others may write to it" in caplog.text
-    assert list(spool.iterdir()) == []
+    _one_call_while_down(upstream, dest, receiver)
+    assert why in caplog.text
+    assert list(elsewhere.iterdir()) == [] and list(spool.iterdir()) == []  # nothing written there
     assert or_middleware.stats()["otlp"]["dropped"] == 1
 
 
@@ -117,11 +109,7 @@ def test_spooled_files_are_private_regular_files(upstream, tmp_path):
     receiver = RestartableOTLPReceiver()
     receiver.start()
     dest = destination(receiver.traces_url, tmp_path / "spool", max_retries=0)
-    app = make_app(upstream, dest)
-    with serve_asgi(app) as url:
-        receiver.stop()
-        ask(url, 1)
-    receiver.close()
+    _one_call_while_down(upstream, dest, receiver)
     spool = leaf(dest)
     assert spool.stat().st_mode & 0o777 == 0o700
     [batch] = list(spool.iterdir())

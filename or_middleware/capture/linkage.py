@@ -100,6 +100,12 @@ class BodyLayout:
     traces: tuple[int | None, ...]  # per top-level "trace" member: its object's "{" (None: not an object)
 
 
+# Top-level members read one by one; beyond this many the body is read by json.loads and linkage
+# skips it (each member costs a Python step: a body of 200,000 keys would take seconds).
+MAX_MEMBERS = 256
+WIDE = BodyLayout("", 0, 0, ())  # "more members than MAX_MEMBERS": no splice positions
+
+
 def parse_body(raw: bytes) -> tuple[Any, BodyLayout | None]:
     """``json.loads(raw)`` (same values, same errors), and, for a UTF-8 object, where its members
     are. One pass: each top-level value is read by json's C scanner, as json.loads reads it."""
@@ -115,6 +121,8 @@ def parse_body(raw: bytes) -> tuple[Any, BodyLayout | None]:
     at = _skip_whitespace(text, at + 1)
     if not text.startswith("}", at):
         while True:
+            if len(body) >= MAX_MEMBERS:  # not an LLM request's shape: json.loads reads it faster
+                return json.loads(raw), WIDE
             if not text.startswith('"', at):
                 raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
             key, at = _DECODER.raw_decode(text, at)
@@ -149,6 +157,8 @@ def splice_linkage(raw: bytes, layout: BodyLayout | None, plan: LinkagePlan) -> 
     """The app's body with the plan's fields inserted, or why it is sent untouched."""
     if plan.outcome != "linked":
         return plan.outcome, None
+    if layout is WIDE:
+        return "skipped_too_many_keys", None
     if layout is None:
         return "skipped_not_utf8", None
     inserts = []
