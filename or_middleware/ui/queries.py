@@ -43,7 +43,17 @@ def _span(reader: Reader, where: str, values: list[object]) -> tuple[int, int] |
 def overview(reader: Reader, time: TimeRange, by: str) -> UsageReport:
     """The report's own figures for the range (``or-middleware report --since ... --by ...``): the one
     call into the report's code, so the page and the command cannot disagree."""
-    return usage_report(reader.connection, since_unix_nano=time.since_unix_nano, by=by)
+    return usage_report(_report_source(reader), since_unix_nano=time.since_unix_nano, by=by)
+
+
+def _report_source(reader: Reader) -> Any:
+    """What usage_report reads: the connection, or the store package's reader once it has one (the
+    store is moving to or_middleware.store; this keeps the page and the report together meanwhile)."""
+    try:
+        from or_middleware.store import open_store_reader
+    except ImportError:
+        return reader.connection
+    return reader.context.enter_context(open_store_reader(reader.db))
 
 
 def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:

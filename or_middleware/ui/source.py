@@ -60,7 +60,8 @@ class ReadOnlyStore:
             raise StoreUnavailable(f"cannot open {self.db} read-only: {exc}") from exc
         try:
             connection.execute("PRAGMA query_only = ON")
-            yield Reader(connection)
+            with contextlib.ExitStack() as context:
+                yield Reader(connection, self.db, context)
         finally:
             connection.close()
 
@@ -68,8 +69,11 @@ class ReadOnlyStore:
 class Reader:
     """One read-only connection: ``all``/``one`` run a query and return plain tuples."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, db: str = "", context: contextlib.ExitStack | None = None,
+                 ) -> None:
         self.connection = connection  # what report.figures' functions take
+        self.db = db
+        self.context = context or contextlib.ExitStack()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
         return iter(self.connection.execute(sql, tuple(params)))
