@@ -18,11 +18,12 @@ import or_middleware
 from or_middleware import LLMTracingMiddleware
 from or_middleware.config import LocalDestination, SecuritySettings, Settings
 from or_middleware.demo.serving import serve_asgi
-from or_middleware.export import store
 from or_middleware.export.store import SCHEMA_VERSION, LocalStoreExporter, open_store
 from or_middleware.genai.record import GenerationRecord
 from or_middleware.runtime import TracingRuntime
 from or_middleware.spans import record_attributes
+from or_middleware.store import NotAStoreError
+from or_middleware.store.schema import SQLITE_MIGRATIONS
 from tests.apps import chat_body, fastapi_app
 from tests.conftest import make_settings
 from tests.support.generations import genai_span, rows
@@ -151,7 +152,7 @@ def test_rows_cannot_be_updated(tmp_path):
 def test_an_older_file_is_migrated_without_losing_rows(tmp_path):
     db = tmp_path / "traces.db"
     connection = sqlite3.connect(db, isolation_level=None)
-    for statement in store._statements(store.MIGRATIONS[0]):  # a file written by schema version 1
+    for statement in SQLITE_MIGRATIONS[0]:  # a file written by schema version 1
         connection.execute(statement)
     connection.execute("PRAGMA user_version = 1")
     connection.execute("INSERT INTO generations (time_unix_nano, trace_id, span_id, duration_s, status) "
@@ -167,16 +168,21 @@ def test_an_older_file_is_migrated_without_losing_rows(tmp_path):
     assert rows(str(db), "SELECT COUNT(*) AS n FROM security_events")[0]["n"] == 0
 
 
-def test_an_unversioned_table_from_a_pre_release_is_set_aside(tmp_path):
-    db = tmp_path / "traces.db"
+def test_another_applications_file_is_refused_untouched(tmp_path):
+    """The writer never renames, adds or migrates anything in a file whose tables are not ours."""
+    db = tmp_path / "other_app.db"
     connection = sqlite3.connect(db)
     connection.execute("CREATE TABLE generations (id INTEGER PRIMARY KEY, attributes TEXT)")
     connection.execute("INSERT INTO generations (attributes) VALUES ('{}')")
     connection.commit()
     connection.close()
-    open_store(db).close()
-    assert rows(str(db), "SELECT attributes FROM generations_unversioned") == [{"attributes": "{}"}]
-    assert rows(str(db)) == []
+    before = db.read_bytes()
+    with pytest.raises(NotAStoreError, match="not an or_middleware store"):
+        open_store(db).close()
+    exporter = LocalStoreExporter(str(db), write_retry_s=0)
+    assert exporter.export([genai_span(request_model="m")]).name == "FAILURE"
+    exporter.shutdown()
+    assert db.read_bytes() == before and not list(tmp_path.glob("other_app.db-*"))
 
 
 def test_an_unwritable_store_never_fails_the_request(upstream, tmp_path):

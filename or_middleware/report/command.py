@@ -10,43 +10,47 @@ from datetime import datetime
 from typing import Any
 
 from or_middleware.report import render
-from or_middleware.report.figures import GROUPINGS, group_expression, security_report, usage_report
+from or_middleware.report.figures import GROUPINGS, check_grouping, security_report, usage_report
 from or_middleware.report.periods import AGE_HELP, local_time, parse_age, parse_since, to_unix_nano
+from or_middleware.store import NotAStoreError, StoreError, display_url, open_store_reader
+from or_middleware.store.sql import without_secrets
 
 DEFAULT_DB = "./or_traces.db"
+# what a read command cannot get past, each said in one line
+_READ_ERRORS = (ValueError, FileNotFoundError, NotAStoreError, StoreError, sqlite3.Error)
 
 
 def _default_db() -> str:
-    return os.environ.get("OR_MIDDLEWARE_LOCAL__PATH") or DEFAULT_DB
+    """The store the app writes: ``OR_MIDDLEWARE_LOCAL__URL``, its alias ``..._PATH``, or ./or_traces.db."""
+    return os.environ.get("OR_MIDDLEWARE_LOCAL__URL") or os.environ.get("OR_MIDDLEWARE_LOCAL__PATH") or DEFAULT_DB
 
 
-def _fail(message: str) -> int:
-    print(f"or-middleware: {message}", file=sys.stderr)
+def _fail(message: str, db: str = "") -> int:
+    print(f"or-middleware: {without_secrets(message, db) if db else message}", file=sys.stderr)
     return 1
 
 
 def _report(args: argparse.Namespace) -> int:
-    from or_middleware.export.store import open_store
-
     try:
         since = to_unix_nano(parse_since(args.since, datetime.now().astimezone()))
-        group_expression(args.by)
-        connection = open_store(args.db, create=False)
-    except (ValueError, FileNotFoundError, sqlite3.Error) as exc:
-        return _fail(str(exc))
+        check_grouping(args.by)
+        reader = open_store_reader(args.db)
+    except _READ_ERRORS as exc:
+        return _fail(str(exc), args.db)
     try:
+        shown = display_url(args.db)
         if args.security:
-            security = security_report(connection, since_unix_nano=since, recent=args.limit)
+            security = security_report(reader, since_unix_nano=since, recent=args.limit)
             renderer = {"table": render.security_table, "json": render.security_json, "csv": render.security_csv}
-            sys.stdout.write(renderer[args.format](security, args.db))
+            sys.stdout.write(renderer[args.format](security, shown))
         else:
-            usage = usage_report(connection, since_unix_nano=since, by=args.by)
+            usage = usage_report(reader, since_unix_nano=since, by=args.by)
             renderer = {"table": render.usage_table, "json": render.usage_json, "csv": render.usage_csv}
-            sys.stdout.write(renderer[args.format](usage, args.db))
-    except sqlite3.Error as exc:
-        return _fail(str(exc))
+            sys.stdout.write(renderer[args.format](usage, shown))
+    except _READ_ERRORS as exc:
+        return _fail(str(exc), args.db)
     finally:
-        connection.close()
+        reader.close()
     return 0
 
 
@@ -57,8 +61,8 @@ def _tail(args: argparse.Namespace) -> int:
         follow(args.db, lines=args.lines, interval=args.interval)
     except KeyboardInterrupt:
         return 0
-    except (FileNotFoundError, sqlite3.Error) as exc:
-        return _fail(str(exc))
+    except _READ_ERRORS as exc:
+        return _fail(str(exc), args.db)
     return 0
 
 
@@ -68,17 +72,18 @@ def _prune(args: argparse.Namespace) -> int:
     try:
         cutoff = datetime.now().astimezone() - parse_age(args.older_than)
         pruned = prune(args.db, before_unix_nano=to_unix_nano(cutoff), dry_run=args.dry_run, vacuum=args.vacuum)
-    except (ValueError, FileNotFoundError, sqlite3.Error) as exc:
-        return _fail(str(exc))
+    except _READ_ERRORS as exc:
+        return _fail(str(exc), args.db)
     verb = "would delete" if args.dry_run else "deleted"
     print(f"{verb} {pruned.generations:,} generations and {pruned.security_events:,} security events "
-          f"that started before {local_time(to_unix_nano(cutoff))} from {args.db}")
+          f"that started before {local_time(to_unix_nano(cutoff))} from {display_url(args.db)}")
     return 0
 
 
 def _db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=_default_db(), metavar="PATH",
-                        help="the local store (default: $OR_MIDDLEWARE_LOCAL__PATH or ./or_traces.db)")
+    parser.add_argument("--db", default=_default_db(), metavar="PATH|URL",
+                        help="the store: a SQLite file or a postgresql:// URL "
+                             "(default: $OR_MIDDLEWARE_LOCAL__URL or ./or_traces.db)")
 
 
 def register(commands: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from or_middleware.export.store import open_store
+from or_middleware.store.sql import is_postgres_url
 
 
 @dataclass(frozen=True)
@@ -13,17 +13,30 @@ class Pruned:
     security_events: int
 
 
-_TABLES = ("generations", "security_events")
+TABLES = ("generations", "security_events")
 
 
-def prune(path: str, *, before_unix_nano: int, dry_run: bool = False, vacuum: bool = False) -> Pruned:
+def prune(db: str, *, before_unix_nano: int, dry_run: bool = False, vacuum: bool = False) -> Pruned:
     """Delete rows that started before ``before_unix_nano`` (count only, with ``dry_run``)."""
-    connection = open_store(path, create=False)
+    if is_postgres_url(db):
+        from or_middleware.store.postgres import prune_postgres
+
+        return Pruned(*prune_postgres(db, before_unix_nano=before_unix_nano, dry_run=dry_run, vacuum=vacuum))
+    return _prune_sqlite(db, before_unix_nano=before_unix_nano, dry_run=dry_run, vacuum=vacuum)
+
+
+def _prune_sqlite(path: str, *, before_unix_nano: int, dry_run: bool, vacuum: bool) -> Pruned:
+    from or_middleware.store.sqlite import open_readonly, open_store
+
+    if dry_run:  # counting needs no write access
+        connection, _ = open_readonly(path)
+    else:
+        connection = open_store(path, create=False)  # refuses a file that is not ours, changing nothing
     try:
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
         try:
             counts = []
-            for table in _TABLES:
+            for table in TABLES:
                 verb = "SELECT COUNT(*) FROM" if dry_run else "DELETE FROM"
                 cursor = connection.execute(f"{verb} {table} WHERE time_unix_nano < ?", (before_unix_nano,))
                 counts.append(cursor.fetchone()[0] if dry_run else cursor.rowcount)

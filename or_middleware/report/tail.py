@@ -1,49 +1,59 @@
-"""``or-middleware tail``: new generations as they are written, one line each."""
+"""``or-middleware tail``: new generations as they are written, one line each (SQLite or PostgreSQL, read-only)."""
 
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import TextIO
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
 
-from or_middleware.export.store import open_store
 from or_middleware.report.periods import local_time
 from or_middleware.terminal import printable
+from or_middleware.store import NotAStoreError, StoreError, StoreReader, display_url, is_postgres_url, open_store_reader
 
-_COLUMNS = "id, time_unix_nano, user_id, COALESCE(response_model, request_model), input_tokens, output_tokens, " \
-    "cost_usd, duration_s, status, error_type"
 _PAGE = 1000
 
 
-def format_line(row: tuple[object, ...], width: int = 80) -> str:
+def format_line(row: Mapping[str, Any], width: int = 80) -> str:
     """time, user, model, tokens, cost, latency, status. Columns are padded, never cut: a wider
     terminal (``width``) gives long model names room to line up; a longer value shifts the line."""
-    _, at, user, model, tokens_in, tokens_out, cost, duration, status, error_type = row
+    tokens_in, tokens_out = row["input_tokens"], row["output_tokens"]
     tokens = f"{'-' if tokens_in is None else tokens_in}/{'-' if tokens_out is None else tokens_out} tok"
+    cost = row["cost_usd"]
     cost_text = "-" if cost is None else f"${cost:.6f}"
+    status, error_type = row["status"], row["error_type"]
     outcome = f"error {error_type}" if status == "error" and error_type else str(status)
+    model = row["response_model"] or row["request_model"] or "-"
+    user = row["user_id"] or "-"
     model_width = 28 + max(0, min(width - 80, 32))
-    return printable(f"{local_time(int(at))}  {user or '-'!s:<16} {model or '-'!s:<{model_width}} "  # type: ignore[call-overload]
-            f"{tokens:>14} {cost_text:>11} {duration:>7.3f}s  {outcome}")  # user and model come from clients
+    return printable(f"{local_time(int(row['time_unix_nano']))}  {user!s:<16} {model!s:<{model_width}} {tokens:>14} "
+                     f"{cost_text:>11} {row['duration_s']:>7.3f}s  {outcome}")  # user and model come from clients
 
 
-def _wait_for_file(path: Path, interval: float, stop: Callable[[], bool], err: TextIO) -> bool:
-    if path.exists():
-        return True
-    print(f"waiting for {path} to be created...", file=err, flush=True)
-    while not path.exists():
+def _is_waitable(exc: Exception) -> bool:
+    """A store that is not there yet: no file, or a file an app has just created and not yet set up."""
+    return isinstance(exc, FileNotFoundError) or (isinstance(exc, NotAStoreError) and "empty" in str(exc))
+
+
+def _open_when_ready(db: str, interval: float, stop: Callable[[], bool], err: TextIO) -> StoreReader | None:
+    said = False
+    while True:
+        try:
+            return open_store_reader(db)
+        except (FileNotFoundError, NotAStoreError) as exc:
+            if is_postgres_url(db) or not _is_waitable(exc):
+                raise
+        if not said:
+            print(f"waiting for {display_url(db)} to be created...", file=err, flush=True)
+            said = True
         if stop():
-            return False
+            return None
         time.sleep(interval)
-    return True
 
 
 def follow(
-    path: str,
+    db: str,
     *,
     lines: int = 10,
     interval: float = 1.0,
@@ -52,29 +62,27 @@ def follow(
     stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Print the last ``lines`` generations, then each new one, until ``stop()`` (or Ctrl-C)."""
-    if not _wait_for_file(Path(path), interval, stop, err):
+    reader = _open_when_ready(db, interval, stop, err)
+    if reader is None:
         return
-    connection = open_store(path, create=False)
     width = shutil.get_terminal_size((80, 24)).columns
     try:
-        recent = connection.execute(f"SELECT {_COLUMNS} FROM generations ORDER BY id DESC LIMIT ?", (lines,)).fetchall()
-        for row in reversed(recent):
+        recent = reader.generations(limit=max(1, lines), sort="id", descending=True).rows if lines > 0 else []
+        last = reader.latest_generation_id()
+        for row in sorted(recent, key=lambda r: r["id"]):
             print(format_line(row, width), file=out)
         out.flush()
-        last = connection.execute("SELECT COALESCE(MAX(id), 0) FROM generations").fetchone()[0]
         while not stop():
             try:
-                rows = connection.execute(
-                    f"SELECT {_COLUMNS} FROM generations WHERE id > ? ORDER BY id LIMIT ?", (last, _PAGE)
-                ).fetchall()
-            except sqlite3.OperationalError as exc:  # a writer holds the file longer than the busy timeout
+                rows = reader.generations_after(last, limit=_PAGE)
+            except StoreError as exc:  # a writer holds the file longer than the busy timeout; the server restarts
                 print(f"(store busy: {exc})", file=err, flush=True)
                 rows = []
             for row in rows:
                 print(format_line(row, width), file=out)
-                last = row[0]
+                last = row["id"]
             out.flush()
             if len(rows) < _PAGE:
                 time.sleep(interval)
     finally:
-        connection.close()
+        reader.close()
