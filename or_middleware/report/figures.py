@@ -8,23 +8,37 @@ streamed calls that produced one. Mean cost is over the calls whose cost is know
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from or_middleware.store import NONE_KEY, Filters, StoreReader, Totals
-from or_middleware.store.filters import DIMENSIONS, dimension_expression
+from or_middleware.store.filters import DIMENSIONS, METADATA_PREFIX, dimension_expression
 
 GROUPINGS = DIMENSIONS  # --by names (and metadata.KEY)
 Figures = Totals  # one group's numbers (or everything's, with key=None)
 TOP_SPENDERS = 5
-__all__ = ["GROUPINGS", "NONE_KEY", "Figures", "SecurityEvent", "SecurityReport", "UsageReport",
-           "check_grouping", "percentile", "security_report", "usage_report"]
+__all__ = ["GROUPINGS", "METADATA_PREFIX", "NONE_KEY", "Figures", "SecurityEvent", "SecurityReport", "UsageReport",
+           "check_grouping", "group_expression", "percentile", "security_report", "usage_report"]
 
 
 def check_grouping(by: str) -> None:
     """ValueError naming the accepted ``--by`` values unless ``by`` is one."""
     dimension_expression(by, "sqlite")
+
+
+def group_expression(by: str) -> str:
+    """The SQLite expression of ``--by`` dimension ``by`` (kept for callers written before the store package)."""
+    return dimension_expression(by, "sqlite")
+
+
+def _reader(source: StoreReader | sqlite3.Connection) -> StoreReader:
+    """A StoreReader over ``source`` (a bare sqlite3 connection is wrapped, not closed)."""
+    if isinstance(source, StoreReader):
+        return source
+    [(version,)] = source.execute("PRAGMA user_version").fetchall()
+    return StoreReader(source, "sqlite", "", int(version))
 
 
 def percentile(values: Sequence[float], p: int) -> float | None:
@@ -45,7 +59,8 @@ class UsageReport:
     top_spenders: list[Totals]  # users, most expensive first
 
 
-def usage_report(reader: StoreReader, *, since_unix_nano: int, by: str = "model") -> UsageReport:
+def usage_report(source: StoreReader | sqlite3.Connection, *, since_unix_nano: int, by: str = "model") -> UsageReport:
+    reader = _reader(source)
     since = Filters(since_unix_nano=since_unix_nano)
     overall = reader.totals(since)
     groups = reader.grouped(by, since, order="cost")
@@ -78,10 +93,12 @@ class SecurityReport:
     recent: list[SecurityEvent]
 
 
-def security_report(reader: StoreReader, *, since_unix_nano: int, recent: int = 20) -> SecurityReport:
+def security_report(source: StoreReader | sqlite3.Connection, *, since_unix_nano: int,
+                    recent: int = 20) -> SecurityReport:
+    reader = _reader(source)
     since = Filters(since_unix_nano=since_unix_nano)
     summary = reader.security_summary(since, top_users=TOP_SPENDERS)
-    events = reader.security_events(since, limit=max(1, recent)).rows[: max(0, recent)]
+    events = reader.security_events(since, limit=recent).rows if recent > 0 else []
     return SecurityReport(
         since_unix_nano,
         summary.by_kind,

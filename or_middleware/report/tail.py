@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from or_middleware.report.periods import local_time
@@ -13,18 +13,24 @@ from or_middleware.terminal import printable
 from or_middleware.store import NotAStoreError, StoreError, StoreReader, display_url, is_postgres_url, open_store_reader
 
 _PAGE = 1000
+LINE_FIELDS = ("id", "time_unix_nano", "user_id", "model", "input_tokens", "output_tokens", "cost_usd",
+               "duration_s", "status", "error_type")
 
 
-def format_line(row: Mapping[str, Any], width: int = 80) -> str:
+def format_line(row: Mapping[str, Any] | Sequence[Any], width: int = 80) -> str:
     """time, user, model, tokens, cost, latency, status. Columns are padded, never cut: a wider
-    terminal (``width``) gives long model names room to line up; a longer value shifts the line."""
+    terminal (``width``) gives long model names room to line up; a longer value shifts the line.
+
+    ``row``: a generations row as a dict, or a tuple in the order of :data:`LINE_FIELDS`."""
+    if not isinstance(row, Mapping):
+        row = dict(zip(LINE_FIELDS, row, strict=True))
     tokens_in, tokens_out = row["input_tokens"], row["output_tokens"]
     tokens = f"{'-' if tokens_in is None else tokens_in}/{'-' if tokens_out is None else tokens_out} tok"
     cost = row["cost_usd"]
     cost_text = "-" if cost is None else f"${cost:.6f}"
     status, error_type = row["status"], row["error_type"]
     outcome = f"error {error_type}" if status == "error" and error_type else str(status)
-    model = row["response_model"] or row["request_model"] or "-"
+    model = row.get("model") or row.get("response_model") or row.get("request_model") or "-"
     user = row["user_id"] or "-"
     model_width = 28 + max(0, min(width - 80, 32))
     return printable(f"{local_time(int(row['time_unix_nano']))}  {user!s:<16} {model!s:<{model_width}} {tokens:>14} "
