@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from or_middleware.report.periods import local_time
-from or_middleware.terminal import printable
 from or_middleware.store import NotAStoreError, StoreError, StoreReader, display_url, is_postgres_url, open_store_reader
+from or_middleware.terminal import printable
 
 _PAGE = 1000
 LINE_FIELDS = ("id", "time_unix_nano", "user_id", "model", "input_tokens", "output_tokens", "cost_usd",
