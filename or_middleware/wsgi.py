@@ -30,14 +30,33 @@ class _IdentityScopedBody:
     so LLM calls made while a streaming body is produced still belong to the request."""
 
     def __init__(
-        self, body: Iterable[bytes], token: Token[Any] | None, on_close: Callable[[], None] | None = None
+        self,
+        body: Iterable[bytes],
+        token: Token[Any] | None,
+        on_close: Callable[[], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._body = body
         self._token = token
         self._on_close = on_close  # ends the request's server span, once the body is done
+        self._on_error = on_error  # an exception while the body is produced fails the request
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._body)
+        chunks = iter(self._body)
+        return chunks if self._on_error is None else self._observed(chunks, self._on_error)
+
+    @staticmethod
+    def _observed(chunks: Iterator[bytes], on_error: Callable[[BaseException], None]) -> Iterator[bytes]:
+        # A plain loop, not ``yield from``: closing this generator must not close the app's
+        # iterator a second time (the server closes it through close() below).
+        try:
+            for chunk in chunks:  # noqa: UP028 (see above)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # the server's iteration failed: the span records it (OTel WSGI did too)
+            on_error(exc)
+            raise
 
     def close(self) -> None:
         try:
@@ -96,14 +115,18 @@ class LLMTracingWSGIMiddleware:
             request.finish(undo)
 
         try:
-            return self._with_identity(environ, observed_start_response, finish)
+            return self._with_identity(environ, observed_start_response, finish, request.failed)
         except BaseException as exc:
             request.failed(exc)
             finish()
             raise
 
     def _with_identity(
-        self, environ: dict, start_response: Any, on_close: Callable[[], None] | None = None
+        self,
+        environ: dict,
+        start_response: Any,
+        on_close: Callable[[], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> Iterable[bytes]:
         token = None
         try:
@@ -124,7 +147,7 @@ class LLMTracingWSGIMiddleware:
             if token is not None:
                 context.leave(token)
             raise
-        return _IdentityScopedBody(body, token, on_close)
+        return _IdentityScopedBody(body, token, on_close, on_error)
 
 
 def _describe(environ: dict, mode: object) -> tuple[str, dict]:
