@@ -90,6 +90,15 @@ class ServerSpans:
         self._redact(span)
         return span, trace.set_span_in_context(span, parent)
 
+    def caller_context(self, carrier: Any) -> otel_context.Context | None:
+        """The context holding the caller's span (its ``traceparent``), or None without one."""
+        try:
+            context = propagate.extract(carrier, getter=self._getter)
+        except Exception:
+            _log_once("traceparent")
+            return None
+        return context if trace.get_current_span(context).get_span_context().is_valid else None
+
     def response_attributes(self, span: trace.Span, message: Any) -> None:
         if self._capture_response:
             span.set_attributes(self._response_headers(message, self._sanitize, self._capture_response))
@@ -121,6 +130,12 @@ class RequestSpan:
             context = self.context()
             if context is not None:
                 attached = otel_context.attach(context)
+        else:
+            # Pending: the caller's span is current meanwhile, so a span the app starts itself
+            # (its own tracing) continues the caller's trace, as the GenAI spans under it must.
+            caller = self._spans.caller_context(self.carrier)
+            if caller is not None:
+                attached = otel_context.attach(caller)
         return (token, attached)
 
     def context(self) -> otel_context.Context | None:
@@ -185,9 +200,13 @@ class RequestSpan:
 def llm_parent_context() -> otel_context.Context | None:
     """For an LLM call about to start its span: the context to start it in, or None for the
     current one. A call under a live span (our eager server span, or one of the app's own) stays
-    under it; otherwise the request's pending server span is started now and becomes the parent."""
+    under it (the request's server span is started all the same); otherwise the request's pending
+    server span is started now and becomes the parent."""
     request = _CURRENT.get()
-    if request is None or trace.get_current_span().is_recording():
+    if request is None:
+        return None
+    if trace.get_current_span().is_recording():
+        request.context()  # the request made an LLM call: it has its server span, though not as this parent
         return None
     return request.context()
 

@@ -49,3 +49,103 @@ def test_wsgi_exception_while_streaming_marks_the_server_span(upstream, receiver
     assert server.status_code == "ERROR"
     assert [e["name"] for e in server.events] == ["exception"]
     assert server.events[0]["attributes"]["exception.type"].endswith("RuntimeError")
+
+
+def _fastapi_app(upstream, settings):
+    import asyncio
+
+    from fastapi import BackgroundTasks, FastAPI
+    from fastapi.responses import StreamingResponse
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from or_middleware import LLMTracingMiddleware
+
+    app = FastAPI()
+    aclient = openai.AsyncOpenAI(base_url=upstream.openai, api_key="sk-test", max_retries=0)
+    sclient = openai.OpenAI(base_url=upstream.openai, api_key="sk-test", max_retries=0)
+    apps_own = TracerProvider().get_tracer("the-app")  # the app's own tracing, not ours
+    ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+    @app.post("/two")
+    async def two():
+        await aclient.chat.completions.create(**ask)
+        await aclient.chat.completions.create(**ask)
+        return {"ok": True}
+
+    @app.post("/gather")
+    async def gather():
+        await asyncio.gather(aclient.chat.completions.create(**ask), aclient.chat.completions.create(**ask))
+        return {"ok": True}
+
+    @app.post("/sync")
+    def sync():
+        sclient.chat.completions.create(**ask)
+        sclient.chat.completions.create(**ask)
+        return {"ok": True}
+
+    @app.post("/stream")
+    async def stream():
+        async def relay():
+            chunks = await aclient.chat.completions.create(**ask, stream=True)
+            async for chunk in chunks:
+                yield (chunk.choices[0].delta.content or "") if chunk.choices else ""
+
+        return StreamingResponse(relay())
+
+    @app.post("/own-span")
+    async def own_span():
+        with apps_own.start_as_current_span("the app's work"):
+            await aclient.chat.completions.create(**ask)
+        return {"ok": True}
+
+    @app.post("/later")
+    async def later(tasks: BackgroundTasks):
+        async def call():
+            await aclient.chat.completions.create(**ask)
+
+        tasks.add_task(call)
+        return {"ok": True}
+
+    @app.post("/none")
+    async def none():
+        return {"ok": True}
+
+    app.add_middleware(LLMTracingMiddleware, settings=settings)
+    return app
+
+
+ROUTES = {"/two": 2, "/gather": 2, "/sync": 2, "/stream": 1, "/own-span": 1}
+
+
+@pytest.mark.parametrize("spans", ["traces", "all"])
+def test_asgi_llm_calls_of_one_request_share_one_server_span_in_the_callers_trace(upstream, receiver, spans):
+    """Sequential, concurrent (gather) and threadpool calls, a relayed stream, and a call inside a
+    span of the app's own tracing: each request's GenAI spans are children of ONE server span in
+    the caller's trace, which starts before and ends after them."""
+    from tests.support.servers import serve_asgi
+
+    app = _fastapi_app(upstream, make_settings(upstream, otlp(receiver, spans=spans)))
+    traces = {}
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for n, route in enumerate(ROUTES):
+            trace_id = f"{n + 1:032x}"
+            traces[trace_id] = route
+            answer = client.post(route, headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+            assert answer.status_code == 200, answer.text
+    assert or_middleware.force_flush()
+    genai = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=sum(ROUTES.values()))
+    servers = {s.span_id: s for s in receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=len(ROUTES))}
+    assert len(servers) == len(ROUTES)  # the request under the app's own span too: it made an LLM call
+    for trace_id, route in traces.items():
+        mine = [s for s in genai if s.trace_id == trace_id]
+        assert len(mine) == ROUTES[route], route  # the caller's trace is continued
+        if route == "/own-span":  # its parent is the app's own span (exported by the app, not by us)
+            assert [s.trace_id for s in servers.values()].count(trace_id) == 1
+            continue
+        parents = {s.parent_span_id for s in mine if s.parent_span_id in servers}
+        assert len(parents) == 1, route
+        server = servers[parents.pop()]
+        assert server.trace_id == trace_id and server.parent_span_id == "00f067aa0ba902b7"
+        for span in mine:
+            assert server.start_time_unix_nano <= span.start_time_unix_nano
+            assert server.end_time_unix_nano >= span.end_time_unix_nano
