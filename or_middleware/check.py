@@ -60,8 +60,8 @@ def _secrets_of(dest: DestinationSettings, target: WireTarget | None) -> list[st
         value = getattr(dest, name, None)
         if isinstance(value, SecretStr):
             values.append(value.get_secret_value())
-    for value in list(values):  # "Bearer k", "sentry sentry_key=k": the bare key too
-        values.extend(part.split("=")[-1] for part in value.split())
+    for value in list(values):  # "Bearer k", "sentry sentry_key=k": the bare key too (not the
+        values.append(value.split()[-1].split("=")[-1] if value.strip() else value)  # scheme: a word)
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
 
 

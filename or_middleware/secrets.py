@@ -146,9 +146,11 @@ def credential_values(url: str | None = None, headers: dict[str, str] | None = N
     values: list[str] = []
     for value in (headers or {}).values():
         values.append(value)
-        scheme, _, token = value.partition(" ")
-        if token and scheme.lower() in ("basic", "bearer"):
+        _, _, token = value.partition(" ")
+        if token:  # "Bearer k", "ApiKey k", "Api-Token k", "sentry sentry_key=k": a vendor may quote k alone
             values.append(token)
+            if "=" in token:
+                values.append(token.rsplit("=", 1)[-1])
     if url:
         base = url.partition("#")[0]
         netloc_start = base.find("://")
