@@ -68,10 +68,64 @@ def span_name(operation: str, request_model: str | None) -> str:
 
 
 def _capped_json(value: Any, max_bytes: int) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    if len(text) > max_bytes:  # chars >= bytes/4; cut on chars, cheap and safe
-        return text[: max(0, max_bytes - len(TRUNCATION_MARKER))] + TRUNCATION_MARKER
+    """``value`` as JSON of at most ``max_bytes`` characters that is still valid JSON of the same
+    shape: the longest strings are cut first (each marked), then trailing list items dropped; a
+    reader parsing a capped attribute never gets a broken document."""
+    text = _dumps(value)
+    if len(text) <= max_bytes:  # chars >= bytes/4; judged on chars, cheap and safe
+        return text
+    strings: list[int] = []
+    _string_lengths(value, strings)
+    excess = len(text) - max_bytes
+    if strings:  # the largest cap c with sum(max(0, len - c)) >= excess, found by bisection
+        low, high = 0, max(strings)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if sum(n - mid for n in strings if n > mid) >= excess + len(TRUNCATION_MARKER) * len(strings):
+                low = mid
+            else:
+                high = mid - 1
+        value = _cut_strings(value, low)
+        text = _dumps(value)
+    while len(text) > max_bytes and _drop_last_item(value):
+        text = _dumps(value)
+    if len(text) > max_bytes:  # nothing left to shrink (a huge number of tiny items): a string
+        text = _dumps(text[: max(0, max_bytes // 2 - len(TRUNCATION_MARKER))] + TRUNCATION_MARKER)
     return text
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _string_lengths(value: Any, out: list[int]) -> None:
+    if isinstance(value, str):
+        out.append(len(value))
+    elif isinstance(value, dict):
+        for item in value.values():
+            _string_lengths(item, out)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _string_lengths(item, out)
+
+
+def _cut_strings(value: Any, cap: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= cap else value[:cap] + TRUNCATION_MARKER
+    if isinstance(value, dict):
+        return {k: _cut_strings(v, cap) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut_strings(v, cap) for v in value]
+    return value
+
+
+def _drop_last_item(value: Any) -> bool:
+    """Drop the last item of the deepest-last list that has more than one; False when none has."""
+    if isinstance(value, list) and len(value) > 1:
+        value.pop()
+        return True
+    children = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else []
+    return any(_drop_last_item(child) for child in reversed(children))
 
 
 def _put(attributes: dict[str, Any], key: str, value: Any) -> None:
