@@ -134,7 +134,7 @@ def test_read_only_get_only_and_secure_headers(open_url, store):
     from or_middleware.ui.source import ReadOnlyStore
 
     with ReadOnlyStore(store).connect() as reader, pytest.raises(sqlite3.OperationalError):
-        reader.connection.execute("DELETE FROM generations")
+        reader.all("DELETE FROM generations")
 
 
 def test_a_foreign_host_name_is_refused_on_loopback(open_url):

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
+from or_middleware.store import StoreError
 from or_middleware.ui.access import LOOPBACK_HOSTS, AccessGuard, Authorize, TokenCheck
 from or_middleware.ui.filters import BadParameter
 from or_middleware.ui.source import ReadOnlyStore, StoreUnavailable
@@ -93,11 +94,21 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
-    return render(request, "error.html", 500, title="Store error", message=f"the store could not be read: {exc}")
+    # a SQLite message names the problem; another driver's may hold connection details: its kind only
+    detail = str(exc) if isinstance(exc, sqlite3.Error) else type(exc).__name__
+    return render(request, "error.html", 500, title="Store error", message=f"the store could not be read: {detail}")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return render(request, "error.html", 404, title="Not found", message="nothing here")
+
+
+def _driver_errors() -> dict[type[Exception], Any]:
+    try:
+        import psycopg
+    except ImportError:
+        return {}
+    return {psycopg.Error: _store_error}
 
 
 def explorer_app(db: str | Path, *, auth: Authorize, allowed_hosts: Collection[str] | None = None) -> Starlette:
@@ -119,6 +130,7 @@ def explorer_app(db: str | Path, *, auth: Authorize, allowed_hosts: Collection[s
         ],
         exception_handlers={
             BadParameter: _bad_parameter, StoreUnavailable: _unavailable, sqlite3.Error: _store_error,
+            StoreError: _store_error, **_driver_errors(),
             404: _not_found,
         },
     )

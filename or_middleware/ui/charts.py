@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from or_middleware.report.figures import NONE_KEY
-from or_middleware.ui.source import Reader, dimension_sql
+from or_middleware.ui.source import Reader
 
 OTHER_KEY = "(other)"
 MAX_SERIES = 6  # groups drawn one by one; the rest are summed as (other)
@@ -88,7 +88,7 @@ def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, 
               first_nano: int, last_nano: int) -> Series:
     """Cost, calls, tokens and latency per time bucket, split into the groups ``keys`` of ``by``."""
     width = bucket_width_ns(first_nano, last_nano)
-    key_sql, key_values = keyed(dimension_sql(by), keys)
+    key_sql, key_values = keyed(reader.dimension(by), keys)
     series = Series()
     buckets: dict[int, dict[str, tuple[float, ...]]] = defaultdict(dict)
     sql = (f"SELECT time_unix_nano / {width} AS b, {key_sql} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), "

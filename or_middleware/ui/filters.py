@@ -166,7 +166,8 @@ class GenerationFilter:
         return cls(TimeRange.parse(params, now), text, status, metadata,
                    _number(params, "min_cost"), _number(params, "min_latency"))
 
-    def where(self) -> tuple[str, list[object]]:
+    def where(self, reader: Reader | None = None) -> tuple[str, list[object]]:
+        """SQL over generations rows; ``reader`` (its engine) is needed for a metadata filter."""
         clauses, values = self.time.clauses()
         for name, value in self.text:
             expression = TEXT_FILTERS[name]
@@ -179,8 +180,10 @@ class GenerationFilter:
             clauses.append("status = ?")
             values.append(self.status)
         if self.metadata:
-            clauses.append(Reader.metadata_equals())
-            values.extend(self.metadata)
+            if reader is None:
+                raise TypeError("a metadata filter needs the reader's engine")
+            clauses.append(reader.metadata_equals(self.metadata[0]))
+            values.append(self.metadata[1])
         if self.min_cost is not None:
             clauses.append("cost_usd >= ?")
             values.append(self.min_cost)

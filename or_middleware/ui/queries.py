@@ -10,15 +10,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from or_middleware.report.figures import NONE_KEY, UsageReport, usage_report
+from or_middleware.report.figures import GROUPINGS, NONE_KEY, UsageReport, usage_report
 from or_middleware.ui.charts import MAX_SERIES, Series, over_time
 from or_middleware.ui.filters import GenerationFilter, Paging, TimeRange
-from or_middleware.ui.source import Reader, dimension_sql
+from or_middleware.ui.source import Reader
 
 Record = dict[str, Any]
 
 LIST_COLUMNS = (
-    "id", "time_unix_nano", f"{dimension_sql('model')} AS model", f"{dimension_sql('provider')} AS provider",
+    "id", "time_unix_nano", f"{GROUPINGS['model']} AS model", f"{GROUPINGS['provider']} AS provider",
     "user_id", "session_id", "route", "operation", "status", "error_type", "input_tokens", "output_tokens",
     "cost_usd", "duration_s", "ttfc_s", "stream", "trace_id",
 )
@@ -28,8 +28,7 @@ CONTENT_COLUMNS = ("system_instructions", "input_messages", "output_messages", "
 
 
 def _records(reader: Reader, sql: str, params: list[object]) -> list[Record]:
-    names, rows = reader.columns(sql, params)
-    return [dict(zip(names, row, strict=True)) for row in rows]
+    return reader.records(sql, params)
 
 
 def _span(reader: Reader, where: str, values: list[object]) -> tuple[int, int] | None:
@@ -43,23 +42,13 @@ def _span(reader: Reader, where: str, values: list[object]) -> tuple[int, int] |
 def overview(reader: Reader, time: TimeRange, by: str) -> UsageReport:
     """The report's own figures for the range (``or-middleware report --since ... --by ...``): the one
     call into the report's code, so the page and the command cannot disagree."""
-    return usage_report(_report_source(reader), since_unix_nano=time.since_unix_nano, by=by)
-
-
-def _report_source(reader: Reader) -> Any:
-    """What usage_report reads: the connection, or the store package's reader once it has one (the
-    store is moving to or_middleware.store; this keeps the page and the report together meanwhile)."""
-    try:
-        from or_middleware.store import open_store_reader
-    except ImportError:
-        return reader.connection
-    return reader.context.enter_context(open_store_reader(reader.db))
+    return usage_report(reader.store, since_unix_nano=time.since_unix_nano, by=by)
 
 
 def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
     """The overview's charts: the range's figures per time bucket, the most expensive groups drawn apart."""
     where, values = GenerationFilter(time=TimeRange(time.since, time.since_unix_nano)).where()
-    top = reader.all(f"SELECT CAST({dimension_sql(by)} AS TEXT) AS k FROM generations WHERE {where} "
+    top = reader.all(f"SELECT CAST({reader.dimension(by)} AS TEXT) AS k FROM generations WHERE {where} "
                      "GROUP BY k ORDER BY COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC LIMIT ?",
                      [*values, MAX_SERIES + 1])
     keys = [k for (k,) in top if k not in (None, "")][:MAX_SERIES]
@@ -71,7 +60,7 @@ def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
 
 def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
     """Output tokens per second of call, per model (calls that produced output tokens)."""
-    key = dimension_sql("model")
+    key = reader.dimension("model")
     rows = reader.all(
         f"SELECT {key}, SUM(output_tokens), SUM(duration_s) FROM generations "
         "WHERE time_unix_nano >= ? AND output_tokens > 0 GROUP BY 1", [time.since_unix_nano])
@@ -82,7 +71,7 @@ def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
 
 
 def generations_page(reader: Reader, found: GenerationFilter, paging: Paging) -> tuple[int, list[Record]]:
-    where, values = found.where()
+    where, values = found.where(reader)
     (total,) = reader.one(f"SELECT COUNT(*) FROM generations WHERE {where}", values) or (0,)
     rows = _records(reader, f"SELECT {_LIST} FROM generations WHERE {where} ORDER BY {paging.order_by()} "
                             "LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
@@ -198,7 +187,7 @@ def user_activity(reader: Reader, time: TimeRange, user_id: str) -> Record:
 
 def user_models(reader: Reader, time: TimeRange, user_id: str) -> list[Record]:
     where, values = time.where()
-    return _records(reader, f"SELECT {dimension_sql('model')} AS model, {_ACTIVITY} FROM generations "
+    return _records(reader, f"SELECT {reader.dimension('model')} AS model, {_ACTIVITY} FROM generations "
                             f"WHERE {where} AND user_id = ? GROUP BY 1 ORDER BY cost_usd DESC, calls DESC",
                     [*values, user_id])
 
@@ -260,7 +249,9 @@ def _signals_over_time(reader: Reader, time: TimeRange) -> dict[str, Any]:
             "charts": {"signals": {kind: [per.get(b, 0) for b in order] for kind, per in sorted(counts.items())}}}
 
 
-def json_object(text: str | None) -> Any:
+def json_object(text: Any) -> Any:
+    if not isinstance(text, str | bytes):  # already decoded (a JSON column of PostgreSQL), or None
+        return text
     try:
         return json.loads(text) if text else None
     except ValueError:

@@ -1,36 +1,24 @@
-"""The store, opened read-only for the Activity Explorer: one short-lived connection per request.
-
-SQLite is opened with ``mode=ro`` (the file cannot be written through this connection, and a
-missing file is an error, never created) plus ``PRAGMA query_only``. Queries are written with
-``?`` placeholders in SQL both engines understand.
-"""
+"""The store, opened read-only for the Activity Explorer through the store's reader, one connection
+per request: a SQLite path (``mode=ro``, ``query_only``) or a ``postgresql://`` URL (read-only
+sessions). Queries are written once with ``?`` placeholders in SQL both engines speak; what differs
+(a dimension's expression, a metadata lookup) comes from the store's own helpers."""
 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from or_middleware.store import NotAStoreError, StoreError, StoreReader, display_url, open_store_reader
+from or_middleware.store.filters import METADATA_PREFIX, dimension_expression, group_key
+
 Row = tuple[Any, ...]
-METADATA_PREFIX = "metadata."
-
-
-def dimension_sql(by: str) -> str:
-    """The SQL of a ``report --by`` dimension over a generations row (``metadata.KEY`` included)."""
-    from or_middleware.report.figures import GROUPINGS
-
-    if by in GROUPINGS:
-        return GROUPINGS[by]
-    if by.startswith(METADATA_PREFIX) and len(by) > len(METADATA_PREFIX):
-        key = by[len(METADATA_PREFIX):].replace("'", "''")  # a literal: quotes doubled
-        return f"(SELECT m.value FROM json_each(generations.metadata) AS m WHERE m.key = '{key}')"
-    raise ValueError(f"unknown dimension {by!r}")
+__all__ = ["METADATA_PREFIX", "ReadOnlyStore", "Reader", "StoreUnavailable"]
 
 
 class StoreUnavailable(RuntimeError):
-    """The store cannot be opened (missing file, not a store, newer schema...)."""
+    """The store cannot be opened (missing file, not a store, newer schema, database down...)."""
 
 
 class ReadOnlyStore:
@@ -38,59 +26,55 @@ class ReadOnlyStore:
 
     def __init__(self, db: str | Path) -> None:
         self.db = str(db)
-        self.path = Path(db).expanduser().resolve()
+        self.display_name = display_url(self.db)  # never a password
 
     def check(self) -> None:
         """Raise StoreUnavailable, with a sentence a user can act on, when the store cannot be read."""
-        if not self.path.is_file():
-            raise StoreUnavailable(
-                f"no store at {self.db} (run `or-middleware demo`, or point --db at the `local` destination's file)")
-        with self.connect() as connection:
-            tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "generations" not in tables:
-            raise StoreUnavailable(f"{self.db} is not an or_middleware store (no generations table)")
+        with self.connect():
+            pass
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[Reader]:
-        # as_uri() percent-encodes '?', '#' and '%' in the path, so no file name can add URI parameters.
-        uri = f"{self.path.as_uri()}?mode=ro"
         try:
-            connection = sqlite3.connect(uri, uri=True, timeout=5.0, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open {self.db} read-only: {exc}") from exc
+            store = open_store_reader(self.db)
+        except FileNotFoundError:
+            raise StoreUnavailable(f"no store at {self.display_name} (run `or-middleware demo`, or point --db "
+                                   "at the `local` destination's file)") from None
+        except (NotAStoreError, StoreError) as exc:
+            raise StoreUnavailable(str(exc)) from None
         try:
-            connection.execute("PRAGMA query_only = ON")
-            with contextlib.ExitStack() as context:
-                yield Reader(connection, self.db, context)
+            yield Reader(store)
         finally:
-            connection.close()
+            store.close()
 
 
 class Reader:
-    """One read-only connection: ``all``/``one`` run a query and return plain tuples."""
+    """One read-only connection: ``all``/``one``/``records`` run a query (``?`` placeholders)."""
 
-    def __init__(self, connection: sqlite3.Connection, db: str = "", context: contextlib.ExitStack | None = None,
-                 ) -> None:
-        self.connection = connection  # what report.figures' functions take
-        self.db = db
-        self.context = context or contextlib.ExitStack()
+    def __init__(self, store: StoreReader) -> None:
+        self.store = store  # what report.figures' functions take
+
+    @property
+    def has_security_events(self) -> bool:
+        return self.store.has_security_events
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
-        return iter(self.connection.execute(sql, tuple(params)))
+        return iter(self.store.execute(sql, list(params)))
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.connection.execute(sql, tuple(params)).fetchall()
+        return self.store.execute(sql, list(params))
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        return self.connection.execute(sql, tuple(params)).fetchone()
+        rows = self.store.execute(sql, list(params))
+        return rows[0] if rows else None
 
-    def columns(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[str], list[Row]]:
-        cursor = self.connection.execute(sql, tuple(params))
-        return [d[0] for d in cursor.description], cursor.fetchall()
+    def records(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self.store.query(sql, list(params))
 
-    @staticmethod
-    def metadata_equals() -> str:
-        """SQL true when the row's metadata has key ``?`` with (text) value ``?``; both bound parameters."""
-        # json_each rather than a '$."key"' path: a path cannot quote every key (a '"' in it), a parameter can.
-        return ("EXISTS (SELECT 1 FROM json_each(generations.metadata) AS m "
-                "WHERE m.key = ? AND CAST(m.value AS TEXT) = ?)")
+    def dimension(self, by: str) -> str:
+        """The SQL of a ``report --by`` dimension (``metadata.KEY`` included) on this engine."""
+        return dimension_expression(by, self.store.engine)
+
+    def metadata_equals(self, key: str) -> str:
+        """SQL true when the row's metadata has ``key`` with (text) value ``?`` (the key is quoted by the store)."""
+        return f"{group_key(METADATA_PREFIX + key, self.store.engine)} = ?"
