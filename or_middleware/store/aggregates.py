@@ -126,7 +126,8 @@ def grouped(reader: StoreReader, by: str, filters: Filters = EVERYTHING, *, orde
     """
     key = group_key(by, reader.engine)
     where, params = filters.where(reader.engine)
-    by_key = f"(k IS NULL), {reader.binary_order('k')}"
+    # the key's expression, not its alias: PostgreSQL takes an output name in ORDER BY only on its own
+    by_key = f"({key} IS NULL), {reader.binary_order(key)}"
     ordering = by_key if order == "key" else f"{_ORDER[order]}, {by_key}"
     page = ""
     if limit is not None:
@@ -167,7 +168,7 @@ def series(reader: StoreReader, bucket_s: float, filters: Filters = EVERYTHING, 
     where, params = filters.where(reader.engine)
     rows = reader.execute(
         f"SELECT {start} AS b, {key} AS k, {_SUMS} FROM generations WHERE {where} "
-        f"GROUP BY {start}, {key} ORDER BY 1, (k IS NULL), {reader.binary_order('k')}", params)
+        f"GROUP BY {start}, {key} ORDER BY 1, ({key} IS NULL), {reader.binary_order(key)}", params)
     buckets = [Bucket(int(row[0]), _shown(row[1]) if by else None, _totals(None, row[2:])) for row in rows]
     if percentiles and buckets:
         latency = percentiles_of(reader, "duration_s", LATENCY_PERCENTILES, filters, by=by, bucket_ns=width)

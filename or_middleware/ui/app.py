@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,15 @@ class SafeJSONResponse(JSONResponse):
     """JSON with <, >, & and ' written as \\u escapes: harmless even if a browser sniffed it as HTML."""
 
     def render(self, content: Any) -> bytes:
-        text: Markup = htmlsafe_json_dumps(content)
+        text: Markup = htmlsafe_json_dumps(content, default=_number)
         return str(text).encode()
+
+
+def _number(value: Any) -> Any:
+    """JSON for a PostgreSQL numeric (a sum of integers arrives as Decimal)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def store_of(request: Request) -> ReadOnlyStore:

@@ -96,7 +96,7 @@ def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, 
            "COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) "
            f"FROM generations WHERE {where} GROUP BY b, k")
     for b, k, calls, cost, tin, tout, errors in reader.execute(sql, [*key_values, *values]):
-        buckets[int(b)][str(k)] = (calls, cost, tin, tout, errors)
+        buckets[int(b)][str(k)] = (int(calls), float(cost), int(tin), int(tout), int(errors))  # numeric -> numbers
     if not buckets:
         return series
     first, last = min(buckets), max(buckets)

@@ -64,7 +64,9 @@ def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
     rows = reader.all(
         f"SELECT {key}, SUM(output_tokens), SUM(duration_s) FROM generations "
         "WHERE time_unix_nano >= ? AND output_tokens > 0 GROUP BY 1", [time.since_unix_nano])
-    return {(k if k not in (None, "") else NONE_KEY): tokens / seconds for k, tokens, seconds in rows if seconds}
+    # float(): PostgreSQL sums integers as numeric (Decimal)
+    return {(k if k not in (None, "") else NONE_KEY): float(tokens) / float(seconds)
+            for k, tokens, seconds in rows if seconds}
 
 
 # -- generations ----------------------------------------------------------------------------------
