@@ -26,8 +26,9 @@ def _run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         return _fail(f"needs the ui extra: pip install 'or-middleware[ui]' ({exc})")
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    store = ReadOnlyStore(args.db)
     try:
-        ReadOnlyStore(args.db).check()
+        store.check()
         app = standalone_app(args.db, token=token, host=args.host)
     except (ValueError, StoreUnavailable) as exc:
         return _fail(str(exc))
@@ -35,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(f"cannot listen on {args.host} port {args.port} ({busy}): choose another with --port")
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     address = f"http://{shown_host}:{args.port}/"
-    print(f"Activity Explorer on {address} (store {args.db}, read-only); Ctrl-C stops it", file=sys.stderr)
+    print(f"Activity Explorer on {address} (store {store.display_name}, read-only); Ctrl-C stops it", file=sys.stderr)
     if token:  # the token itself is never printed: the user set it
         print(f"open {address}?token=<your token> once (or send Authorization: Bearer <your token>)",
               file=sys.stderr)
@@ -63,11 +64,10 @@ def _port_taken(host: str, port: int) -> str | None:
 
 
 def register(commands: Any) -> None:
-    from or_middleware.report.command import _default_db
+    from or_middleware.report.command import _db_argument
 
     ui = commands.add_parser("ui", help="the Activity Explorer: a read-only web UI over the local store")
-    ui.add_argument("--db", default=_default_db(), metavar="PATH",
-                    help="the local store (default: $OR_MIDDLEWARE_LOCAL__PATH or ./or_traces.db)")
+    _db_argument(ui)  # a SQLite file or a postgresql:// URL, as for report
     ui.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default: 127.0.0.1; anything not loopback needs a token)")
     ui.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
