@@ -36,6 +36,13 @@ def _security_event(kind: str, **evidence) -> Event:
 
 def hand_made_store(path: str) -> None:
     """13 calls of the last hour (and one of 3 days ago) whose figures are worked out in the tests."""
+    exporter = LocalStoreExporter(path)
+    assert exporter.export(hand_made_spans()).name == "SUCCESS"
+    exporter.shutdown()
+
+
+def hand_made_spans() -> list:
+    """The spans of :func:`hand_made_store`."""
     spans = []
     for n in range(1, 11):  # model m-a: durations 1..10 s
         failed = n == 10
@@ -57,9 +64,7 @@ def hand_made_store(path: str) -> None:
         ))
     spans.append(genai_span(start_s=NOW - 3 * DAY, duration_s=100.0, request_model="m-old", user="dave",
                             input_tokens=1, output_tokens=1, cost=5.0))
-    exporter = LocalStoreExporter(path)
-    assert exporter.export(spans).name == "SUCCESS"
-    exporter.shutdown()
+    return spans
 
 
 @pytest.fixture
