@@ -10,7 +10,7 @@ import httpx
 
 from or_middleware import LLMTracingMiddleware, Settings
 from or_middleware.demo.serving import serve_asgi
-from or_middleware.genai.framing import NDJSONDecoder
+from or_middleware.genai.framing import JSONArrayDecoder, NDJSONDecoder
 from tests.conftest import otlp
 from tests.test_detection import genai_spans, relay_app
 
@@ -45,3 +45,13 @@ def test_ndjson_line_over_the_cap_inside_one_chunk_is_dropped_not_parsed():
     assert decoder.feed(b'{"a": "' + b"y" * 40) == []
     assert decoder.feed(b"y" * 40 + b'"}\n{"done": true}\n')[0].data == '{"done": true}'
     assert decoder.overflowed
+
+
+def test_gemini_array_split_after_a_backslash_survives_an_empty_chunk():
+    # Every split of a Gemini JSON-array stream decodes the same, an empty piece between two
+    # included: the escaped quote after a backslash at a chunk's end is still escaped.
+    body = b'[{"text": "a\\"]}"},\r\n{"done": 1}]'
+    cut = body.index(b"\\") + 1
+    decoder = JSONArrayDecoder()
+    events = decoder.feed(body[:cut]) + decoder.feed(b"") + decoder.feed(body[cut:]) + decoder.flush()
+    assert [event.data for event in events] == ['{"text": "a\\"]}"}', '{"done": 1}']

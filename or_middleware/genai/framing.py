@@ -104,6 +104,8 @@ class JSONArrayDecoder:
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
+        if not data:  # nothing to scan; an empty chunk must not drop a pending backslash
+            return events
         if self._mode == "start":
             stripped = data.lstrip()
             if not stripped:
