@@ -26,7 +26,9 @@ def _default_db() -> str:
 
 
 def _fail(message: str, db: str = "") -> int:
-    print(f"or-middleware: {without_secrets(message, db) if db else message}", file=sys.stderr)
+    text = without_secrets(message, db) if db else message
+    print("or-middleware: " + " ".join(line.strip() for line in text.splitlines() if line.strip()),
+          file=sys.stderr)  # one line, also for a driver's multi-line message
     return 1
 
 
