@@ -55,3 +55,50 @@ def test_gemini_array_split_after_a_backslash_survives_an_empty_chunk():
     decoder = JSONArrayDecoder()
     events = decoder.feed(body[:cut]) + decoder.feed(b"") + decoder.feed(body[cut:]) + decoder.flush()
     assert [event.data for event in events] == ['{"text": "a\\"]}"}', '{"done": 1}']
+
+
+
+def test_a_streamed_upload_to_an_unlisted_host_is_sent_as_it_is_produced(receiver):
+    """Inside a traced request, an httpx generator body to an unlisted host's chat path is not read
+    ahead (the server gets the first chunk before the producer is asked for the second): not
+    traced (its shape cannot be confirmed without reading it), bytes unchanged."""
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    arrived = threading.Event()
+    received: list[bytes] = []
+
+    async def server(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        while True:
+            message = await receive()
+            if message.get("body"):
+                received.append(message["body"])
+                arrived.set()
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with serve_asgi(server) as upstream_url:
+
+        def produce():
+            yield b'{"model": "m", "messages": ['
+            if not arrived.wait(10):
+                raise AssertionError("the first chunk was held back")
+            yield b'{"role": "user", "content": "hi"}]}'
+
+        def upload(request):  # a sync handler: runs in the threadpool, inside the traced request
+            answer = httpx.post(f"{upstream_url}/v1/chat/completions", content=produce(), timeout=30)
+            return PlainTextResponse(answer.text)
+
+        app = Starlette(routes=[Route("/upload", upload, methods=["POST"])])
+        app.add_middleware(LLMTracingMiddleware, settings=Settings(destinations=[otlp(receiver)]))
+        with serve_asgi(app) as url:
+            assert httpx.post(f"{url}/upload", timeout=30).text == "ok"
+    assert b"".join(received) == b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
+    assert genai_spans(receiver) == []

@@ -87,6 +87,12 @@ def _observe_response(call: LLMCall, response: Any, observed: type) -> Any:
     return response
 
 
+def _unlisted_upload(target: CallTarget, request: Any) -> bool:
+    """A streamed upload to an unlisted host: never read ahead of httpx (a producer may wait on the
+    answer), so its shape cannot be confirmed and the call is not traced (as aiohttp and requests)."""
+    return target.endpoint.by_shape and _held_content(request) is None
+
+
 class _Collected:
     """The first bytes of a streamed request body, up to the link cap (see _collect_*)."""
 
@@ -189,7 +195,11 @@ def wrap_sync(module: ModuleType, original: Callable[..., Any]) -> Callable[...,
         target = _target(request, module.SyncByteStream)
         if target is None:
             return original(self, request)
-        body, skipped = read_body(request, target.runtime.settings.max_link_body_bytes)
+        body, skipped = (
+            (None, "skipped_streamed_body")
+            if _unlisted_upload(target, request)
+            else read_body(request, target.runtime.settings.max_link_body_bytes)
+        )
         call = _start(target, request, body, skipped, module)
         if call is None:
             return original(self, request)
@@ -220,7 +230,11 @@ def wrap_async(module: ModuleType, original: Callable[..., Any]) -> Callable[...
         target = _target(request, module.AsyncByteStream)
         if target is None:
             return await original(self, request)
-        body, skipped = await read_body(request, target.runtime.settings.max_link_body_bytes)
+        body, skipped = (
+            (None, "skipped_streamed_body")
+            if _unlisted_upload(target, request)
+            else await read_body(request, target.runtime.settings.max_link_body_bytes)
+        )
         call = _start(target, request, body, skipped, module)
         if call is None:
             return await original(self, request)
