@@ -293,6 +293,7 @@ class LangSmithDestination(RemoteDestination):
 
     kind: ClassVar[str] = "langsmith"
     default_dialect: ClassVar[Dialect] = "langsmith"
+    default_spans: ClassVar[SpanScope] = "traces"  # nested: the request's root span over its LLM calls
     required: ClassVar[tuple[str, ...]] = ("api_key",)
 
     api_key: SecretStr | None = None
@@ -307,6 +308,7 @@ class LangfuseDestination(RemoteDestination):
 
     kind: ClassVar[str] = "langfuse"
     default_dialect: ClassVar[Dialect] = "langfuse"
+    default_spans: ClassVar[SpanScope] = "traces"  # nested: the request's root span over its LLM calls
     required: ClassVar[tuple[str, ...]] = ("public_key", "secret_key")
 
     public_key: str | None = None

@@ -11,12 +11,8 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from or_middleware import spans as contract
 from or_middleware.export.draft import SpanDraft
-from or_middleware.export.openinference import (
-    MAX_REMEMBERED_BYTES,
-    MAX_REMEMBERED_TRACES,
-    PRIVACY_PLACEHOLDER,
-    OpenInferenceDialect,
-)
+from or_middleware.export.openinference import PRIVACY_PLACEHOLDER, OpenInferenceDialect
+from or_middleware.export.root_facts import MAX_REMEMBERED_BYTES, MAX_REMEMBERED_TRACES
 
 
 def span(trace_id: int, span_id: int, *, genai: bool, parent: int | None = None, **attributes) -> ReadableSpan:
@@ -74,5 +70,6 @@ def test_what_waits_for_root_spans_is_bounded_in_traces_and_bytes():
     for trace in range(1, MAX_REMEMBERED_TRACES * 2):  # their server spans never come
         run(dialect, span(trace, 1, genai=True, parent=2, **{"gen_ai.input.messages": big,
                                                               "gen_ai.output.messages": big}))
-        assert len(dialect._traces) <= MAX_REMEMBERED_TRACES and dialect._bytes <= MAX_REMEMBERED_BYTES
-    assert dialect._bytes == sum(facts.size() for facts in dialect._traces.values())
+        memory = dialect._facts
+        assert len(memory._traces) <= MAX_REMEMBERED_TRACES and memory._bytes <= MAX_REMEMBERED_BYTES
+    assert memory._bytes == sum(facts.size() for facts in memory._traces.values())

@@ -9,13 +9,20 @@ privacy-mode destination gets none: privacy runs first).
 - ``langfuse``: ``langfuse.observation.*``, ``langfuse.user.id`` / ``session.id`` / ``trace.name``.
 - ``langsmith``: ``langsmith.span.kind``, ``langsmith.trace.*``, ``langsmith.metadata.*``,
   ``gen_ai.prompt`` / ``gen_ai.completion``.
+
+Langfuse, LangSmith and OpenInference also fill the request's server span, the trace's root
+(``SPANS=traces``, their presets' default), from its LLM calls (export/root_facts.py): the user,
+the session, the trace name and, when the destination gets content, the request's input (the
+first call's last user message) and output (the last call's answer), so each backend's trace
+list shows who asked what and what came back. In privacy mode the LLM spans carry no content
+(privacy runs first), so the root gets none either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
@@ -25,6 +32,7 @@ from or_middleware import spans as contract
 from or_middleware.export.draft import DraftTransform, SpanDraft
 from or_middleware.export.messages import input_chat_messages, output_chat_messages
 from or_middleware.export.openinference import OpenInferenceDialect
+from or_middleware.export.root_facts import RootFacts, TraceFacts, root_failure
 
 _REQUEST_PARAM_PREFIX = "gen_ai.request."
 _NOT_PARAMS = {gen_ai.GEN_AI_REQUEST_MODEL, gen_ai.GEN_AI_REQUEST_STREAM}
@@ -71,6 +79,23 @@ def _iso(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _langfuse_root(draft: SpanDraft, facts: TraceFacts | None) -> None:
+    """Langfuse's trace-level attributes on the root span (https://langfuse.com/docs/opentelemetry/
+    get-started, "Property mapping": ``langfuse.user.id``, ``langfuse.session.id``,
+    ``langfuse.trace.name``, ``langfuse.trace.input`` / ``langfuse.trace.output``)."""
+    a = draft.attributes
+    if facts is not None:
+        _put(a, "langfuse.user.id", facts.user)
+        _put(a, "langfuse.session.id", facts.session)
+        _put(a, "langfuse.trace.name", facts.name)
+        _put(a, "langfuse.trace.input", facts.input)
+        _put(a, "langfuse.trace.output", facts.output)
+    failure = root_failure(draft, facts)
+    if failure:
+        a["langfuse.observation.level"] = "ERROR"
+        a["langfuse.observation.status_message"] = failure
+
+
 def langfuse(draft: SpanDraft) -> None:
     a = draft.attributes
     _put(a, "langfuse.user.id", a.get(contract.USER_ID))
@@ -108,6 +133,24 @@ def langfuse(draft: SpanDraft) -> None:
 # -- LangSmith -----------------------------------------------------------------------------------
 
 
+def _langsmith_root(draft: SpanDraft, facts: TraceFacts | None) -> None:
+    """LangSmith's run fields on the root chain span (https://docs.smith.langchain.com/observability/
+    how_to_guides/trace_with_opentelemetry: ``langsmith.trace.session_id``, ``langsmith.metadata.*``,
+    ``gen_ai.prompt`` -> inputs, ``gen_ai.completion`` -> outputs)."""
+    a = draft.attributes
+    a.setdefault("langsmith.span.kind", "chain")
+    if facts is None:
+        return
+    _put(a, "langsmith.trace.name", facts.name)
+    _put(a, "langsmith.trace.session_id", facts.session)
+    _put(a, "langsmith.metadata.session_id", facts.session)
+    _put(a, "langsmith.metadata.user_id", facts.user)
+    if facts.input is not None:
+        a[gen_ai.GEN_AI_PROMPT] = _json({"input": facts.input})
+    if facts.output is not None:
+        a[gen_ai.GEN_AI_COMPLETION] = _json({"output": facts.output})
+
+
 def langsmith(draft: SpanDraft) -> None:
     a = draft.attributes
     if not draft.is_genai:
@@ -131,6 +174,29 @@ def langsmith(draft: SpanDraft) -> None:
         a[gen_ai.GEN_AI_COMPLETION] = _json({"messages": outputs})
 
 
+class RootFillingDialect:
+    """A stateless per-span dialect plus the trace's root span filled from its LLM calls."""
+
+    def __init__(self, per_span: DraftTransform, root: Callable[[SpanDraft, TraceFacts | None], None]) -> None:
+        self._per_span = per_span
+        self._root = root
+        self._facts = RootFacts()
+
+    def __call__(self, draft: SpanDraft) -> None:
+        if draft.is_genai:  # remember before the dialect adds its names (content is what privacy left)
+            a = draft.attributes
+            self._facts.remember(draft, input_chat_messages(a), output_chat_messages(a))
+            self._per_span(draft)
+        else:
+            self._per_span(draft)
+            self._root(draft, self._facts.take(draft))
+
+
+_ROOTS: dict[str, Callable[[SpanDraft, TraceFacts | None], None]] = {
+    "langfuse": _langfuse_root,
+    "langsmith": _langsmith_root,
+}
+
 DIALECTS: dict[str, DraftTransform] = {
     "semconv": semconv,
     "langfuse": langfuse,
@@ -139,7 +205,10 @@ DIALECTS: dict[str, DraftTransform] = {
 
 
 def dialect_for(name: str, *, privacy: bool) -> DraftTransform:
-    """The destination's dialect; OpenInference keeps per-trace state, so each destination has its own."""
+    """The destination's dialect; those that fill the root span keep per-trace state, so each
+    destination has its own."""
     if name == "openinference":
         return OpenInferenceDialect(privacy=privacy)
+    if name in _ROOTS:
+        return RootFillingDialect(DIALECTS[name], _ROOTS[name])
     return DIALECTS[name]

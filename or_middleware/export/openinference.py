@@ -28,8 +28,6 @@ The dialect runs after privacy, so it only ever sees (and copies) content a dest
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.trace import Event
@@ -40,12 +38,11 @@ from opentelemetry.trace import Status, StatusCode
 from or_middleware import spans as contract
 from or_middleware.export.draft import SpanDraft
 from or_middleware.export.messages import ChatMessage, input_chat_messages, load_json, output_chat_messages
+from or_middleware.export.root_facts import RootFacts, root_failure
 from or_middleware.semconv_mode import CACHE_WRITE_INPUT_TOKENS
 
 PRIVACY_PLACEHOLDER = "[not recorded: privacy mode is on for this destination]"
 FIRST_TOKEN_EVENT = "First Token Stream Event"  # openinference-instrumentation-openai's name
-MAX_REMEMBERED_TRACES = 2048
-MAX_REMEMBERED_BYTES = 8 * 1024 * 1024  # content held for server spans still to come
 _CHECK = "or_middleware.check"
 
 
@@ -103,43 +100,12 @@ def _flatten_messages(out: dict[str, Any], prefix: str, messages: list[ChatMessa
             _put(out, f"{call_base}.function.arguments", call.get("arguments"))
 
 
-def _last_user_text(messages: list[ChatMessage]) -> str | None:
-    for message in reversed(messages):
-        if message.get("role") == "user" and message.get("content"):
-            return str(message["content"])
-    return None
-
-
-def _answer_text(messages: list[ChatMessage]) -> str | None:
-    for message in reversed(messages):
-        if message.get("content"):
-            return str(message["content"])
-        if message.get("tool_calls"):
-            return _json(message["tool_calls"])
-    return None
-
-
-@dataclass
-class _TraceFacts:
-    """What a trace's LLM calls tell its server span (which ends after them)."""
-
-    user: Any = None
-    session: Any = None
-    input: str | None = None  # the first call's last user message
-    output: str | None = None  # the last call's answer
-    last_failed: bool = False
-
-    def size(self) -> int:
-        return len(self.input or "") + len(self.output or "") + 64
-
-
 class OpenInferenceDialect:
     """One per destination (it remembers, per trace, what the server span will need)."""
 
     def __init__(self, *, privacy: bool) -> None:
         self._privacy = privacy
-        self._traces: OrderedDict[int, _TraceFacts] = OrderedDict()
-        self._bytes = 0
+        self._facts = RootFacts()
 
     def __call__(self, draft: SpanDraft) -> None:
         if draft.is_genai:
@@ -181,7 +147,7 @@ class OpenInferenceDialect:
         self._content(out, a, inputs, outputs)
         self._llm_status(draft, a)
         self._first_token(draft, a)
-        self._remember(draft, a, inputs, outputs)
+        self._facts.remember(draft, inputs, outputs)
         draft.attributes = out
 
     def _content(self, out: dict[str, Any], a: dict[str, Any], inputs: list[ChatMessage] | None,
@@ -231,35 +197,11 @@ class OpenInferenceDialect:
 
     # -- the server span: root of the trace -----------------------------------------------------
 
-    def _remember(self, draft: SpanDraft, a: dict[str, Any], inputs: list[ChatMessage] | None,
-                  outputs: list[ChatMessage] | None) -> None:
-        if draft.parent is None:  # detached (SPANS=genai): no server span will come
-            return
-        trace_id = draft.span.context.trace_id
-        facts = self._traces.pop(trace_id, None)
-        if facts is None:
-            facts = _TraceFacts()
-        else:
-            self._bytes -= facts.size()
-        facts.user = facts.user or a.get(contract.USER_ID)
-        facts.session = facts.session or a.get(contract.SESSION_ID)
-        if facts.input is None and inputs:
-            facts.input = _last_user_text(inputs)
-        if outputs:
-            facts.output = _answer_text(outputs)
-        facts.last_failed = a.get(error_attributes.ERROR_TYPE) is not None
-        self._traces[trace_id] = facts
-        self._bytes += facts.size()
-        while self._traces and (len(self._traces) > MAX_REMEMBERED_TRACES or self._bytes > MAX_REMEMBERED_BYTES):
-            _, dropped = self._traces.popitem(last=False)
-            self._bytes -= dropped.size()
-
     def _root(self, draft: SpanDraft) -> None:
         a = draft.attributes
         a.setdefault("openinference.span.kind", "CHAIN")
-        facts = self._traces.pop(draft.span.context.trace_id, None)
+        facts = self._facts.take(draft)
         if facts is not None:
-            self._bytes -= facts.size()
             _put(a, "user.id", facts.user)
             _put(a, "session.id", facts.session)
             if facts.input is not None:
@@ -267,11 +209,7 @@ class OpenInferenceDialect:
             if facts.output is not None:
                 a["output.value"], a["output.mime_type"] = facts.output, "text/plain"
             self._placeholders(a)
-        status = a.get("http.response.status_code") or a.get("http.status_code")
-        failed = (facts is not None and facts.last_failed) or (isinstance(status, int) and status >= 400)
+        failure = root_failure(draft, facts)
         if draft.status.status_code is StatusCode.ERROR:
             return
-        if failed:
-            draft.status = Status(StatusCode.ERROR, f"HTTP {status}" if status else "LLM call failed")
-        else:
-            draft.status = Status(StatusCode.OK)
+        draft.status = Status(StatusCode.ERROR, failure) if failure else Status(StatusCode.OK)
