@@ -257,13 +257,21 @@ def _hostile(server: RawHTTPServer, script: Callable[[Any, socket.socket], None]
     url = f"{server.url}{server.route(script)}/chat/completions"  # traced by request shape on any host
 
     def run() -> tuple[Any, ...]:
+        # total: a hang is a failure here, never a stalled suite
         return _outcome(lambda: _post(url, chat_body("hostile", stream=True), lambda r: r.read(),
-                                      timeout=aiohttp.ClientTimeout(sock_read=1)))
+                                      timeout=aiohttp.ClientTimeout(sock_read=1, total=30)))
 
     return run
 
 
-@pytest.mark.parametrize("script", HOSTILE_SCRIPTS,
+# An invalid chunk size followed by the server's close: aiohttp 3.14 itself (no hook installed)
+# sometimes neither raises nor arms its sock_read timer, and waits for ever (4 of 15 bare runs
+# here): its outcome is not deterministic, so it cannot be compared with and without the hook.
+# httpx and requests are still tested against it (tests/test_seam_fidelity.py).
+AIOHTTP_HOSTILE_SCRIPTS = [s for s in HOSTILE_SCRIPTS if s.__name__ != "bad_chunking"]
+
+
+@pytest.mark.parametrize("script", AIOHTTP_HOSTILE_SCRIPTS,
                          ids=lambda s: s.__name__.strip("_"))
 def test_hostile_upstreams_raise_the_same_exception_and_end_one_error_span(upstream, genai_spans, script):
     with RawHTTPServer() as server:
