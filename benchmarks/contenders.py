@@ -77,19 +77,23 @@ def build_app(upstream: str) -> Any:
         completion = await client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=64)
         return PlainTextResponse(completion.choices[0].message.content or "")
 
-    @app.get("/stream")
-    async def stream(request: Request) -> StreamingResponse:
+    async def open_stream(request: Request) -> Any:
+        """A streamed chat completion; the fake's chunk count and pace come from the query."""
         headers = {
             CHUNKS_HEADER: request.query_params.get("chunks", "200"),
             DELAY_HEADER: request.query_params.get("delay_ms", "1"),
         }
-        answer = await client.chat.completions.create(
+        return await client.chat.completions.create(
             model="gpt-4o-mini",
             messages=messages,
             stream=True,
             stream_options={"include_usage": True},
             extra_headers=headers,
         )
+
+    @app.get("/stream")
+    async def stream(request: Request) -> StreamingResponse:
+        answer = await open_stream(request)
 
         async def relay() -> Any:
             async for chunk in answer:
@@ -100,17 +104,7 @@ def build_app(upstream: str) -> Any:
 
     @app.get("/consume")
     async def consume(request: Request) -> dict[str, Any]:
-        headers = {
-            CHUNKS_HEADER: request.query_params.get("chunks", "200"),
-            DELAY_HEADER: request.query_params.get("delay_ms", "1"),
-        }
-        answer = await client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=messages,
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_headers=headers,
-        )
+        answer = await open_stream(request)
         parts: list[str] = []
         async for chunk in answer:
             if chunk.choices and chunk.choices[0].delta.content:
