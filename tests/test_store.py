@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -200,7 +201,7 @@ def test_an_unwritable_store_never_fails_the_request(upstream, tmp_path):
 SPANS_PER_WRITER = 1500
 
 
-def _write_spans(db: str, writer: int, results: multiprocessing.Queue) -> None:
+def _write_spans(db: str, writer: int, results: multiprocessing.Queue, writing: Any) -> None:
     """One worker process: its own runtime, as each gunicorn worker has, writing GenAI spans."""
     settings = Settings(destinations=[LocalDestination(
         name="local", path=db, busy_timeout_ms=20, schedule_delay_ms=5, max_queue_size=SPANS_PER_WRITER * 2,
@@ -212,6 +213,8 @@ def _write_spans(db: str, writer: int, results: multiprocessing.Queue) -> None:
                                   input_tokens=number, output_tokens=1, cost=1e-6)
         span = runtime.tracer.start_span(f"chat model-{writer}", attributes=record_attributes(record, 1024))
         span.end()
+        if number == 0:
+            writing.set()  # a batch is on its way to the (still locked) file
         if number % 100 == 0:
             time.sleep(0.01)  # let batches interleave with the other writers
     runtime.force_flush(60_000)
@@ -225,13 +228,17 @@ def test_several_processes_writing_one_file_lose_no_row(tmp_path):
     open_store(db).close()
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    writers = [context.Process(target=_write_spans, args=(db, w, results)) for w in range(4)]
-    # Another process holds the write lock for a while: every writer's first batches meet a locked file.
+    writing = [context.Event() for _ in range(4)]
+    writers = [context.Process(target=_write_spans, args=(db, w, results, writing[w])) for w in range(4)]
+    # Another process holds the write lock until every writer is writing (a spawned process can take seconds
+    # to start on a loaded machine), then a little longer: every writer's first batches meet a locked file.
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     for process in writers:
         process.start()
-    time.sleep(1.5)
+    for event in writing:
+        assert event.wait(120)
+    time.sleep(0.5)
     holder.execute("COMMIT")
     holder.close()
     reports = [results.get(timeout=120) for _ in writers]
