@@ -30,8 +30,14 @@ from pydantic import SecretStr
 
 from or_middleware import spans as contract
 from or_middleware.announce import destination_target
-from or_middleware.config import ConfigError, DestinationSettings, RemoteDestination, Settings
-from or_middleware.export.destinations import build_preparation, build_sink, spool_directory, wire_target
+from or_middleware.config import ConfigError, DestinationSettings, LocalDestination, RemoteDestination, Settings
+from or_middleware.export.destinations import (
+    build_preparation,
+    build_sink,
+    spool_directory,
+    store_target,
+    wire_target,
+)
 from or_middleware.export.probe import try_connection
 from or_middleware.export.stats import PipelineStats
 from or_middleware.export.transports import SendResult
@@ -60,6 +66,9 @@ def _secrets_of(dest: DestinationSettings, target: WireTarget | None) -> list[st
         value = getattr(dest, name, None)
         if isinstance(value, SecretStr):
             values.append(value.get_secret_value())
+    if isinstance(dest, LocalDestination) and dest.is_postgres and urlsplit(dest.url or "").password:
+        password = urlsplit(dest.url or "").password or ""
+        values += [password, unquote(password)]  # the store's URL: its password, never its user name
     for value in list(values):  # "Bearer k", "sentry sentry_key=k": the bare key too (not the
         values.append(value.split()[-1].split("=")[-1] if value.strip() else value)  # scheme: a word)
     return sorted({v for v in values if len(v) >= 4}, key=len, reverse=True)
@@ -114,6 +123,12 @@ def _summary(dest: DestinationSettings, settings: Settings, target: WireTarget |
             spool = f"{spool_directory(dest, settings, target)} (max {dest.spool_max_mb:g} MB)" \
                 if dest.spool_max_mb > 0 else "off"
             parts.append(f"spool={spool}")
+    elif isinstance(dest, LocalDestination) and dest.is_postgres:
+        store = store_target(dest)
+        parts.insert(0, f"postgresql -> {store.url}")
+        spool = f"{spool_directory(dest, settings, store)} (max {dest.spool_max_mb:g} MB)" \
+            if dest.spool_max_mb > 0 else "off"
+        parts.append(f"spool={spool}")
     else:
         parts.insert(0, f"in-process -> {destination_target(dest, settings)}")  # the store's absolute path
     return "  ".join(parts)

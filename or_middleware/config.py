@@ -190,12 +190,13 @@ def _http_url(value: str | None) -> str | None:
     return value
 
 
-class RemoteDestination(DestinationSettings):
-    """A destination across the network: timeout, retries with backoff, and the on-disk spool.
+class SpooledDestination(DestinationSettings):
+    """A destination that may be down: timeout, retries with backoff, and the on-disk spool.
 
-    A batch the destination cannot take now (unreachable, 429, 5xx) is retried ``MAX_RETRIES``
-    times with exponential backoff (``Retry-After`` honoured), then written to the spool and
-    re-sent, oldest first, once the destination answers again. Only a full spool drops spans.
+    A batch the destination cannot take now (unreachable, 429, 5xx, a database restarting) is
+    retried ``MAX_RETRIES`` times with exponential backoff (``Retry-After`` honoured), then written
+    to the spool and re-sent, oldest first, once the destination answers again. Only a full spool
+    drops spans.
     """
 
     timeout: float | None = Field(None, gt=0)  # seconds; None: 10 (otlp: OTEL_EXPORTER_OTLP_TIMEOUT)
@@ -203,16 +204,21 @@ class RemoteDestination(DestinationSettings):
     max_backoff_s: float = Field(30.0, gt=0)
     spool_dir: str | None = None  # None: OR_MIDDLEWARE_SPOOL_DIR, else the user cache dir
     spool_max_mb: float = Field(64.0, ge=0)  # 0: no spool (spans are dropped when delivery fails)
-    # event: prompts and completions as OTLP log records gen_ai.client.inference.operation.details
-    # (to the logs endpoint beside the traces one), not as span attributes (export/content_events.py)
-    content: Literal["attributes", "event"] = "attributes"
-
-    url_fields: ClassVar[tuple[str, ...]] = ()  # fields that must be http(s) URLs
 
     @field_validator("spool_dir")
     @classmethod
     def _usable_spool_dir(cls, value: str | None) -> str | None:
         return usable_directory(value)
+
+
+class RemoteDestination(SpooledDestination):
+    """A destination across the network (OTLP, a vendor's API, a webhook)."""
+
+    # event: prompts and completions as OTLP log records gen_ai.client.inference.operation.details
+    # (to the logs endpoint beside the traces one), not as span attributes (export/content_events.py)
+    content: Literal["attributes", "event"] = "attributes"
+
+    url_fields: ClassVar[tuple[str, ...]] = ()  # fields that must be http(s) URLs
 
     @model_validator(mode="after")
     def _check_urls(self) -> RemoteDestination:
@@ -403,13 +409,48 @@ class ConsoleDestination(DestinationSettings):
     default_spans: ClassVar[SpanScope] = "all"
 
 
-class LocalDestination(DestinationSettings):
-    """The embedded SQLite store read by ``or-middleware report``."""
+DEFAULT_STORE = "./or_traces.db"
+
+
+class LocalDestination(SpooledDestination):
+    """The store read by ``or-middleware report``/``ui``: a SQLite file (one machine) or a PostgreSQL
+    database (a fleet). ``URL`` is either; ``PATH`` is its older name (both set and different: refused).
+
+    After validation ``url`` and ``path`` hold the same store (a SQLite path or a postgresql:// URL).
+    SQLite uses ``BUSY_TIMEOUT_MS``/``WRITE_RETRY_S``; PostgreSQL the spool settings and ``TIMEOUT``
+    (connecting, and each batch's transaction, in seconds).
+    """
 
     kind: ClassVar[str] = "local"
-    path: str = "./or_traces.db"
+    url: str | None = None  # ./or_traces.db, sqlite:///path, or postgresql://user@host/db
+    path: str | None = None  # the older name of URL (a SQLite path)
     busy_timeout_ms: int = Field(5000, ge=0)  # how long one write waits for another process's lock
     write_retry_s: float = Field(60.0, ge=0)  # how long a batch is retried before it counts as failed
+
+    @model_validator(mode="after")
+    def _one_store(self) -> LocalDestination:
+        from or_middleware.store.locations import store_location_problem
+
+        locations = {}
+        for field in ("url", "path"):
+            value = getattr(self, field)
+            if value is not None:
+                location, problem = store_location_problem(value)
+                if problem:
+                    raise ConfigError(f"{self.env_name(field)}{shown_url(value)}: {problem}")
+                locations[field] = location
+        if len(set(locations.values())) > 1:
+            raise ConfigError(f"{self.env_name('url')}{shown_url(self.url)} and {self.env_name('path')}"
+                              f"{shown_url(self.path)} name different stores; set only {self.env_name('url')} "
+                              f"({self.env_name('path')} is its older name)")
+        self.url = self.path = locations.get("url") or locations.get("path") or DEFAULT_STORE
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        from or_middleware.store.sql import is_postgres_url
+
+        return is_postgres_url(self.url or "")
 
 
 PRESETS: dict[str, type[DestinationSettings]] = {

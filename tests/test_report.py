@@ -237,6 +237,30 @@ def test_tail_prints_the_last_generations_then_follows_new_ones(db):
         process.wait(10)
 
 
+def test_prune_dry_run_counts_a_schema_1_store_without_changing_it(tmp_path, capsys):
+    """A version 1 store has no security_events table: the dry run (read-only, no migration) counts
+    its generations and none of the signals it cannot have, and leaves the file as it was."""
+    import sqlite3
+
+    from or_middleware.store.schema import SQLITE_MIGRATIONS
+
+    db = tmp_path / "v1.db"
+    connection = sqlite3.connect(db, isolation_level=None)
+    for statement in SQLITE_MIGRATIONS[0]:
+        connection.execute(statement)
+    connection.execute("PRAGMA user_version = 1")
+    for start in (NOW - 100 * DAY, NOW - 99 * DAY, NOW):
+        connection.execute("INSERT INTO generations (time_unix_nano, trace_id, span_id, duration_s, status) "
+                           "VALUES (?, 't', 's', 0.5, 'ok')", (int(start * 1e9),))
+    connection.close()
+    before = db.read_bytes()
+    assert main(["prune", "--db", str(db), "--older-than", "90d", "--dry-run"]) == 0
+    assert "would delete 2 generations and 0 security events" in capsys.readouterr().out
+    assert db.read_bytes() == before
+    assert main(["prune", "--db", str(db), "--older-than", "90d"]) == 0  # migrates, then deletes
+    assert "deleted 2 generations and 0 security events" in capsys.readouterr().out
+
+
 def test_prune_deletes_only_what_is_older_and_says_how_much(db, capsys):
     exporter = LocalStoreExporter(db)
     exporter.export([genai_span(start_s=NOW - 100 * DAY, request_model="ancient", user="zoe",

@@ -37,6 +37,7 @@ from or_middleware.config import (
     RemoteDestination,
     Settings,
     SigNozDestination,
+    SpooledDestination,
     parse_headers,
 )
 from or_middleware.export import otlp_env
@@ -161,7 +162,32 @@ def console_exporter(dest: ConsoleDestination) -> SpanExporter:
 def local_exporter(dest: LocalDestination) -> SpanExporter:
     from or_middleware.export.store import LocalStoreExporter
 
-    return LocalStoreExporter(dest.path, busy_timeout_ms=dest.busy_timeout_ms, write_retry_s=dest.write_retry_s)
+    return LocalStoreExporter(dest.url or "", busy_timeout_ms=dest.busy_timeout_ms, write_retry_s=dest.write_retry_s)
+
+
+def store_target(dest: LocalDestination) -> WireTarget:
+    """A PostgreSQL store as a target: its URL without the password (it names the spool), its timeout."""
+    from or_middleware.store.sql import display_url
+
+    return WireTarget(display_url(dest.url or ""), "postgresql", timeout=timeout_of(dest))
+
+
+def postgres_store_sink(dest: LocalDestination, settings: Settings, stats: PipelineStats,
+                        drops: Callable[[int, str], None], *, spool: bool = True) -> SpanSink:
+    """The ``local`` destination on PostgreSQL: rows delivered like any remote destination's spans
+    (retries, backoff, the spool while the database is down)."""
+    from or_middleware.store.postgres_sink import PostgresStoreSink
+    from or_middleware.store.postgres_writer import PostgresStoreTransport
+    from or_middleware.store.row_batch import StoreRows
+
+    target = store_target(dest)
+    url = dest.url or ""
+    inner = PostgresStoreTransport(url, timeout=target.timeout, reconnect_s=dest.max_backoff_s)
+    return PostgresStoreSink(
+        dest.name, StoreRows(), inner,  # its target and reasons never hold the password (without_secrets)
+        stats=stats, on_drop=drops, spool=_spool(dest, settings, target) if spool else None,
+        max_retries=dest.max_retries, max_backoff_s=dest.max_backoff_s,
+    )
 
 
 ExporterFactory = Callable[[DestinationSettings], SpanExporter]
@@ -215,7 +241,7 @@ def default_spool_base() -> Path:
     return Path(cache) / "or_middleware" / "spool"
 
 
-def spool_directory(dest: RemoteDestination, settings: Settings, target: WireTarget) -> Path:
+def spool_directory(dest: SpooledDestination, settings: Settings, target: WireTarget) -> Path:
     """``<SPOOL_DIR>/<destination>-<hash>``: the hash covers service, URL and protocol, so a batch
     is only ever re-sent to the endpoint (and in the encoding) it was spooled for."""
     base = Path(dest.spool_dir or settings.spool_dir or default_spool_base()).expanduser()
@@ -224,7 +250,7 @@ def spool_directory(dest: RemoteDestination, settings: Settings, target: WireTar
     return base / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', dest.name)}-{digest}"
 
 
-def _spool(dest: RemoteDestination, settings: Settings, target: WireTarget) -> DiskSpool | None:
+def _spool(dest: SpooledDestination, settings: Settings, target: WireTarget) -> DiskSpool | None:
     if dest.spool_max_mb <= 0:
         return None
     directory = spool_directory(dest, settings, target)
@@ -249,6 +275,8 @@ def content_event_target(dest: DestinationSettings, target: WireTarget | None) -
 def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget | None, stats: PipelineStats,
                drops: Callable[[int, str], None], *, spool: bool = True,
                content_events: ContentToEvent | None = None) -> SpanSink:
+    if isinstance(dest, LocalDestination) and dest.is_postgres:
+        return postgres_store_sink(dest, settings, stats, drops, spool=spool)
     if target is None:
         return ExporterSink(EXPORTER_FACTORIES[dest.kind](dest), stats)
     assert isinstance(dest, RemoteDestination)

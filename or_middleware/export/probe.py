@@ -18,7 +18,7 @@ from pathlib import Path
 from or_middleware.config import DestinationSettings, LocalDestination
 from or_middleware.export.destinations import encoding_for, wire_transport
 from or_middleware.export.transports import SendResult
-from or_middleware.export.wire import WireTarget
+from or_middleware.export.wire import WireTarget, timeout_of
 
 TEST_CONNECTION_HEADER = "x-test-connection"
 EMPTY_OTLP_JSON = b'{"resourceSpans":[]}'
@@ -59,9 +59,11 @@ def try_connection(dest: DestinationSettings, target: WireTarget | None) -> Send
 
 def check_local_store(dest: LocalDestination) -> SendResult:
     """The store file opens for writing (or its directory lets it be created); nothing is written."""
-    if getattr(dest, "url", None):  # a PostgreSQL store: its engine checks itself at start-up
-        return SendResult(True, reason="PostgreSQL store: not probed by check")
-    path = Path(dest.path).expanduser()
+    if dest.is_postgres:
+        from or_middleware.store.postgres_sink import check_postgres_store
+
+        return check_postgres_store(dest.url or "", timeout=timeout_of(dest))
+    path = Path(dest.url or "").expanduser()
     if path.exists():
         try:
             connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=1)

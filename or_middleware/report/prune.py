@@ -16,6 +16,13 @@ class Pruned:
 TABLES = ("generations", "security_events")
 
 
+def tables_of(version: int) -> list[str]:
+    """The tables a store of schema ``version`` has (a version 1 store has no security_events)."""
+    from or_middleware.store.schema import TABLES as SINCE
+
+    return [table for table in TABLES if SINCE[table][0] <= version]
+
+
 def prune(db: str, *, before_unix_nano: int, dry_run: bool = False, vacuum: bool = False) -> Pruned:
     """Delete rows that started before ``before_unix_nano`` (count only, with ``dry_run``)."""
     if is_postgres_url(db):
@@ -28,18 +35,19 @@ def prune(db: str, *, before_unix_nano: int, dry_run: bool = False, vacuum: bool
 def _prune_sqlite(path: str, *, before_unix_nano: int, dry_run: bool, vacuum: bool) -> Pruned:
     from or_middleware.store.sqlite import open_readonly, open_store
 
-    if dry_run:  # counting needs no write access
-        connection, _ = open_readonly(path)
+    if dry_run:  # counting needs no write access (nor migrates: an old store may lack a table)
+        connection, version = open_readonly(path)
     else:
         connection = open_store(path, create=False)  # refuses a file that is not ours, changing nothing
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
     try:
         connection.execute("BEGIN" if dry_run else "BEGIN IMMEDIATE")
         try:
-            counts = []
-            for table in TABLES:
+            counts = [0] * len(TABLES)
+            for table in tables_of(version):
                 verb = "SELECT COUNT(*) FROM" if dry_run else "DELETE FROM"
                 cursor = connection.execute(f"{verb} {table} WHERE time_unix_nano < ?", (before_unix_nano,))
-                counts.append(cursor.fetchone()[0] if dry_run else cursor.rowcount)
+                counts[TABLES.index(table)] = cursor.fetchone()[0] if dry_run else cursor.rowcount
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")

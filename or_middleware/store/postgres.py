@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from or_middleware.store.schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION, NotAStoreError, check_tables
+from or_middleware.store.schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION, TABLES, NotAStoreError, check_tables
 from or_middleware.store.sql import display_url, without_secrets
 
 _MIGRATION_LOCK = 0x6F725F6D  # pg_advisory_xact_lock key: "or_m"
@@ -18,6 +18,10 @@ _TABLE_COLUMNS = """
 SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 WHERE c.oid IN (to_regclass('generations'), to_regclass('security_events')) AND a.attnum > 0 AND NOT a.attisdropped
 """
+
+
+class SchemaUnreadable(NotAStoreError):
+    """The schema could not be read (the connection failed, a privilege is missing): no verdict on the database."""
 
 
 def connection_kwargs(db: str, *, read_only: bool, connect_timeout_s: float,
@@ -48,7 +52,8 @@ def schema_version(connection: Any, db: str) -> int:
         for table, column in connection.execute(_TABLE_COLUMNS).fetchall():
             columns_of.setdefault(table, set()).add(column)
     except psycopg.Error as exc:
-        raise NotAStoreError(without_secrets(f"{display_url(db)}: cannot read the store's schema: {exc}", db)) from None
+        message = without_secrets(f"{display_url(db)}: cannot read the store's schema: {exc}", db)
+        raise SchemaUnreadable(message) from exc
     if version == 0:
         if columns_of:
             raise NotAStoreError(f"{display_url(db)} is not an or_middleware store (it has tables named "
@@ -110,22 +115,23 @@ def prune_postgres(db: str, *, before_unix_nano: int, dry_run: bool, vacuum: boo
             version = schema_version(connection, db)
             if version == 0:
                 raise NotAStoreError(f"{display_url(db)} holds no or_middleware store")
-            counts = []
+            tables = [table for table, (since, _) in TABLES.items() if since <= version]  # v1: no security_events
+            counts = dict.fromkeys(TABLES, 0)
             with connection.transaction():
                 connection.execute("SET LOCAL or_middleware.prune = 'on'")
-                for table in ("generations", "security_events"):
+                for table in tables:
                     if dry_run:
                         cursor = connection.execute(f"SELECT COUNT(*) FROM {table} WHERE time_unix_nano < %s",
                                                     (before_unix_nano,))
-                        counts.append(int(cursor.fetchone()[0]))  # type: ignore[index]
+                        counts[table] = int(cursor.fetchone()[0])  # type: ignore[index]
                     else:
                         cursor = connection.execute(f"DELETE FROM {table} WHERE time_unix_nano < %s",
                                                     (before_unix_nano,))
-                        counts.append(cursor.rowcount)
+                        counts[table] = cursor.rowcount
             if vacuum and not dry_run:
                 connection.autocommit = True
-                for table in ("generations", "security_events"):
+                for table in tables:
                     connection.execute(f"VACUUM {table}")
     except psycopg.Error as exc:
         raise StoreError(without_secrets(f"{display_url(db)}: {exc}", db)) from None
-    return counts[0], counts[1]
+    return counts["generations"], counts["security_events"]

@@ -40,12 +40,34 @@ def _joined(value: Any) -> str | None:
     return ",".join(str(item) for item in value)
 
 
+_INT64 = range(-(2**63), 2**63)
+
+
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer column's value; None for anything else and for what a 64-bit column cannot hold."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value in _INT64 else None
+
+
+def storable(value: Any) -> Any:
+    """``value`` as both engines store it: text without NUL characters (PostgreSQL's text cannot
+    hold them) or lone surrogates (not UTF-8: no driver can send them), each replaced by U+FFFD.
+    A client controls these strings; one bad character must not cost the batch its other rows."""
+    if not isinstance(value, str) or (value.isascii() and "\x00" not in value):
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+    return value.replace("\x00", "\ufffd")
 
 
 def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
 
 
 def _metadata(attributes: Mapping[str, Any]) -> str | None:
@@ -102,7 +124,7 @@ def generation_row(span: ReadableSpan) -> tuple[Any, ...]:
         "tool_definitions": a.get(gen_ai.GEN_AI_TOOL_DEFINITIONS),
         "error_message": a.get(contract.ERROR_MESSAGE),
     }
-    return tuple(values[column] for column in GENERATION_COLUMNS)
+    return tuple(storable(values[column]) for column in GENERATION_COLUMNS)
 
 
 def security_rows(span: ReadableSpan) -> list[tuple[Any, ...]]:
@@ -112,7 +134,7 @@ def security_rows(span: ReadableSpan) -> list[tuple[Any, ...]]:
         if not event.name.startswith(EVENT_PREFIX):
             continue
         evidence = evidence_of(dict(event.attributes or {}))
-        rows.append((
+        rows.append(tuple(storable(value) for value in (
             event.timestamp or span.end_time or 0,
             f"{span.context.trace_id:032x}",
             _hex_span_id(span.context.span_id),
@@ -121,5 +143,5 @@ def security_rows(span: ReadableSpan) -> list[tuple[Any, ...]]:
             a.get(contract.TRACE_NAME),
             a.get(gen_ai.GEN_AI_REQUEST_MODEL),
             json.dumps(evidence, ensure_ascii=False, sort_keys=True, default=list),
-        ))
+        )))
     return rows

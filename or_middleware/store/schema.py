@@ -116,7 +116,11 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 3: the UI's session pages, and security events by span
     (*_indexes(_GENERATION_INDEXES_3, "generations", 0),
      "CREATE INDEX security_events_span ON security_events (trace_id, span_id)"),
+    # 4: PostgreSQL only (a SQLite batch is never re-sent; an old file may hold repeats a unique index would refuse)
+    (),
 )
+
+SPAN_KEY_INDEX = "generations_span_key"
 
 _PG_GUARD = """CREATE OR REPLACE FUNCTION or_middleware_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -144,6 +148,8 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
      "CREATE INDEX security_events_time ON security_events (time_unix_nano, id)", *_pg_append_only("security_events")),
     (*_indexes(_GENERATION_INDEXES_3, "generations", 1),
      "CREATE INDEX security_events_span ON security_events (trace_id, span_id)"),
+    # 4: one row per span, so a batch re-sent after a lost commit (the spool) adds nothing: ON CONFLICT DO NOTHING
+    (f"CREATE UNIQUE INDEX {SPAN_KEY_INDEX} ON generations (trace_id, span_id)",),
 )
 assert len(SQLITE_MIGRATIONS) == len(POSTGRES_MIGRATIONS)
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)

