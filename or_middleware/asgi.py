@@ -6,16 +6,12 @@ import logging
 
 import anyio.to_thread
 from opentelemetry import trace
-from opentelemetry.instrumentation.asgi import (
-    asgi_getter,
-    collect_custom_headers_attributes,
-    collect_request_attributes,
-    get_default_span_details,
-)
+from opentelemetry.instrumentation.asgi import asgi_getter, collect_custom_headers_attributes
 from opentelemetry.util.http import normalise_request_header_name, normalise_response_header_name
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from or_middleware import context
+from or_middleware.asgi_attributes import describe_asgi
 from or_middleware.capture.call import log_once
 from or_middleware.config import Settings
 from or_middleware.identity import asgi_header_names, identity_from_asgi
@@ -56,7 +52,8 @@ class LLMTracingMiddleware:
         self._server_spans = ServerSpans(
             self.runtime.tracer_provider,
             eager=wants_every_server_span(self.settings),
-            describe=_describe,
+            seen=self.runtime.wants_server_spans,
+            describe=describe_asgi,
             getter=asgi_getter,
             request_headers=lambda scope, sanitize, names: collect_custom_headers_attributes(
                 scope, sanitize, names, normalise_request_header_name
@@ -127,10 +124,3 @@ class LLMTracingMiddleware:
 
         return flushing_send
 
-
-def _describe(scope: Scope, mode: object) -> tuple[str, dict]:
-    """The OpenTelemetry ASGI instrumentation's own span name and request attributes."""
-    name, extra = get_default_span_details(scope)
-    attributes = collect_request_attributes(scope, mode)
-    attributes.update(extra)
-    return name, attributes

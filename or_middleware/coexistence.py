@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from or_middleware.spans import CONTENT_ATTRIBUTES, GENAI_SCOPE
@@ -87,16 +89,29 @@ class AppProviderForwarder(SpanProcessor):
     def __init__(self, own_provider: Any) -> None:
         self._own_provider = own_provider
         self._failed = False
+        # get_tracer_provider() reads the environment on every call while no provider is set (a
+        # lookup that fails, the dearest part of a span end here): read once, the global per span.
+        self._named_by_environment = OTEL_PYTHON_TRACER_PROVIDER in os.environ
+
+    def _app_processor(self) -> Any:
+        """The app's SDK provider's span processor, or None (no SDK provider, or it is ours)."""
+        if getattr(trace, "_TRACER_PROVIDER", self) is None and not self._named_by_environment:
+            return None
+        provider = trace.get_tracer_provider()
+        if provider is self._own_provider:
+            return None
+        # The SDK's provider fans spans out to its processors through this (long-stable) attribute.
+        return getattr(provider, "_active_span_processor", None)
+
+    def wants_server_spans(self) -> bool:
+        """Our server span reaches the app's provider, if the app has one (see server_span.py)."""
+        return self._app_processor() is not None
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        provider = trace.get_tracer_provider()
-        if provider is self._own_provider:
-            return
-        # The SDK's provider fans spans out to its processors through this (long-stable) attribute.
-        processor = getattr(provider, "_active_span_processor", None)
+        processor = self._app_processor()
         if processor is None:
             return
         try:

@@ -36,26 +36,30 @@ def sanitize_fields() -> list[str]:
     return [*own, SENSITIVE_NAME_PATTERN]
 
 
-def redact_server_span(span: Any, *_: Any) -> None:
-    """Request and response hook of both instrumentations: credentials out of the live span."""
+def redact_attributes(attributes: dict[str, Any]) -> None:
+    """Credentials out of a server span's attributes before the span is started with them."""
     try:
-        if not span.is_recording():
-            return
-        attributes = getattr(span, "attributes", None) or {}
-        for key in _URL_KEYS:
-            value = attributes.get(key)
-            if isinstance(value, str) and (clean := safe_url(value)) != value:
-                span.set_attribute(key, clean)
-        query = attributes.get("url.query")
-        if isinstance(query, str) and (clean := safe_query(query)) != query:
-            span.set_attribute("url.query", clean)
-        for key in [k for k in attributes if k.startswith(_HEADER_PREFIXES)]:
-            if is_credential_header(key):
-                if attributes[key] != (REDACTED_HEADER,):
-                    span.set_attribute(key, [REDACTED_HEADER])
-                continue
-            values = attributes[key]  # a Referer or Location is a URL that may carry ?token=
-            if isinstance(values, tuple | list) and any(safe_url(str(v)) != v for v in values):
-                span.set_attribute(key, [safe_url(str(v)) for v in values])
+        attributes.update(_redacted(attributes))
     except Exception:
         log_once("inbound credential redaction")
+
+
+def _redacted(attributes: Any) -> dict[str, Any]:
+    """The attributes whose values must change, with their clean values."""
+    changes: dict[str, Any] = {}
+    for key in _URL_KEYS:
+        value = attributes.get(key)
+        if isinstance(value, str) and (clean := safe_url(value)) != value:
+            changes[key] = clean
+    query = attributes.get("url.query")
+    if isinstance(query, str) and (clean := safe_query(query)) != query:
+        changes["url.query"] = clean
+    for key in [k for k in attributes if k.startswith(_HEADER_PREFIXES)]:
+        if is_credential_header(key):
+            if attributes[key] != (REDACTED_HEADER,):
+                changes[key] = [REDACTED_HEADER]
+            continue
+        values = attributes[key]  # a Referer or Location is a URL that may carry ?token=
+        if isinstance(values, tuple | list) and any(safe_url(str(v)) != v for v in values):
+            changes[key] = [safe_url(str(v)) for v in values]
+    return changes

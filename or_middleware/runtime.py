@@ -75,9 +75,8 @@ class TracingRuntime:
         self.detector = EndpointDetector(settings.llm_hosts, settings.detect)
         resource = Resource.create({"service.name": settings.resolved_service_name})
         self.tracer_provider = TracerProvider(resource=resource, active_span_processor=ContainedProcessors())
-        self.pipelines: list[DestinationPipeline] = [
-            build_pipeline(dest, settings) for dest in settings.destination_settings()
-        ]
+        destinations = settings.destination_settings()
+        self.pipelines: list[DestinationPipeline] = [build_pipeline(dest, settings) for dest in destinations]
         # Metrics on a MeterProvider of our own (never the global one); None when no destination takes them.
         self.metrics = build_metrics(settings, resource)
         security = settings.security
@@ -89,8 +88,26 @@ class TracingRuntime:
             security=SecurityMonitor(security, self.capture_content) if security.enabled else None,
         )
         self.tracer_provider.add_span_processor(self.analysis)
+        # A destination with SPANS=all or SPANS=traces exports server spans; SPANS=genai ones never do.
+        self._destinations_see_server_spans = any(dest.span_scope != "genai" for dest in destinations)
         self.tracer: Tracer = self.tracer_provider.get_tracer(GENAI_SCOPE, __version__)
         _register(self)
+
+    def wants_server_spans(self) -> bool:
+        """Would a server span started now reach anyone? A destination that exports server spans,
+        or another processor on our provider (the app's own provider, a test capture) that does
+        not say otherwise (``wants_server_spans()``). Asked once per request that makes an LLM call."""
+        if self._destinations_see_server_spans:
+            return True
+        processors = getattr(self.tracer_provider._active_span_processor, "_span_processors", None)
+        if processors is None:  # an SDK without the attribute: assume someone looks
+            return True
+        for processor in processors:
+            if processor is not self.analysis:
+                wants = getattr(processor, "wants_server_spans", None)
+                if wants is None or wants():
+                    return True
+        return False
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return self._flush_until(time.monotonic() + timeout_millis / 1000)

@@ -7,6 +7,11 @@ start time, and the first LLM call of the request creates the server span (its p
 start time and the caller's ``traceparent``. When a destination exports every span
 (``SPANS=all``), the span is started at once, as the OpenTelemetry ASGI/WSGI instrumentations do.
 
+A pending span that nobody could see when the first LLM call arrives (only ``SPANS=genai``
+destinations, no app provider to forward to, no test capture) is not recorded at all: the call's
+parent is a non-recording span with a fresh span id in the caller's trace, decided by the same
+sampler, which is all a GenAI span needs of it (its trace, its parent id, its sampling).
+
 Either way the span is ours rather than the generic instrumentation's middleware: the same
 attributes (names chosen by ``OTEL_SEMCONV_STABILITY_OPT_IN`` through the instrumentation's own
 functions, headers captured as ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*`` say, credentials
@@ -29,7 +34,10 @@ from opentelemetry.instrumentation._semconv import (
     _OpenTelemetrySemanticConventionStability,
     _OpenTelemetryStabilitySignalType,
     _set_status,
+    _StabilityMode,
 )
+from opentelemetry.instrumentation.utils import http_status_to_status_code
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
@@ -62,13 +70,17 @@ class ServerSpans:
         getter: Any,
         request_headers: Callable[[Any, SanitizeValue, list[str]], dict[str, Any]],
         response_headers: Callable[[Any, SanitizeValue, list[str]], dict[str, Any]],
+        seen: Callable[[], bool] | None = None,
     ) -> None:
         # Imported here: capture.call (which or_middleware.inbound uses) imports this module.
-        from or_middleware.inbound import redact_server_span, sanitize_fields
+        from or_middleware.inbound import redact_attributes, sanitize_fields
 
-        self._redact = redact_server_span  # no credential in URL attributes or captured headers
+        self._redact_attributes = redact_attributes  # no credential in URL attributes or captured headers
+        self._provider = tracer_provider
         self.tracer = tracer_provider.get_tracer(SERVER_SCOPE, __version__)
         self.eager = eager
+        # Would a span started now reach anyone? None: always (eager spans are exported).
+        self._seen = None if eager else seen
         _OpenTelemetrySemanticConventionStability._initialize()
         self.mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
             _OpenTelemetryStabilitySignalType.HTTP
@@ -81,14 +93,39 @@ class ServerSpans:
         self._request_headers = request_headers
         self._response_headers = response_headers
 
-    def start_span(self, carrier: Any, start_ns: int) -> tuple[trace.Span, otel_context.Context]:
+    def start_span(
+        self, carrier: Any, start_ns: int, parent: otel_context.Context | None = None
+    ) -> tuple[trace.Span | None, otel_context.Context]:
+        """The request's server span and the context holding it. ``parent``: the caller's context
+        if already extracted. The span is None when nobody would see it (see the module doc)."""
+        if parent is None:
+            parent = propagate.extract(carrier, getter=self._getter)
+        if self._seen is not None and not self._seen():
+            return None, trace.set_span_in_context(self._unrecorded(parent), parent)
         name, attributes = self._describe(carrier, self.mode)
         if self._capture_request:
             attributes.update(self._request_headers(carrier, self._sanitize, self._capture_request))
-        parent = propagate.extract(carrier, getter=self._getter)
+        self._redact_attributes(attributes)  # before the span holds them: one dict, no set_attribute
         span = self.tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_ns)
-        self._redact(span)
         return span, trace.set_span_in_context(span, parent)
+
+    def _unrecorded(self, parent: otel_context.Context) -> trace.Span:
+        """A non-recording server span: the ids and sampling decision the SDK would have given the
+        request's span (our provider's id generator and sampler, its trace flags), nothing else."""
+        provider = self._provider
+        ids = provider.id_generator
+        caller = trace.get_current_span(parent).get_span_context()
+        trace_id = caller.trace_id if caller.is_valid else ids.generate_trace_id()
+        sampled = provider.sampler.should_sample(parent, trace_id, "", SpanKind.SERVER)
+        flags = trace.TraceFlags.SAMPLED if sampled.decision.is_sampled() else trace.TraceFlags.DEFAULT
+        # W3C level 2 "random" flag, as SDKs that know it set it (inherited, else the generator's)
+        random = getattr(caller.trace_flags, "random_trace_id", False) if caller.is_valid \
+            else getattr(ids, "is_trace_id_random", lambda: False)()
+        if random:
+            flags |= getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
+        context = trace.SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+                                    trace_flags=trace.TraceFlags(flags), trace_state=sampled.trace_state)
+        return trace.NonRecordingSpan(context)
 
     def caller_context(self, carrier: Any) -> otel_context.Context | None:
         """The context holding the caller's span (its ``traceparent``), or None without one."""
@@ -101,14 +138,26 @@ class ServerSpans:
 
     def response_attributes(self, span: trace.Span, message: Any) -> None:
         if self._capture_response:
-            span.set_attributes(self._response_headers(message, self._sanitize, self._capture_response))
-            self._redact(span)
+            attributes = self._response_headers(message, self._sanitize, self._capture_response)
+            self._redact_attributes(attributes)
+            span.set_attributes(attributes)
+
+    def status(self, span: trace.Span, status: int) -> None:
+        """The response status on the span, as the instrumentation's ``_set_status`` sets it (its
+        default attribute names done here directly: it costs more than the rest of the end)."""
+        if self.mode is _StabilityMode.DEFAULT and isinstance(status, int) and status >= 0:
+            span.set_attribute(HTTP_STATUS_CODE, status)
+            if http_status_to_status_code(status, server_span=True) is StatusCode.ERROR:
+                span.set_status(Status(StatusCode.ERROR))
+        else:
+            _set_status(span, {}, status, str(status), True, self.mode)
 
 
 class RequestSpan:
     """One request's server span: started at once, on the first LLM call, or never."""
 
-    __slots__ = ("_context", "_end_ns", "_error", "_response", "_spans", "carrier", "span", "start_ns", "status")
+    __slots__ = ("_caller", "_context", "_end_ns", "_error", "_response", "_spans", "carrier", "span", "start_ns",
+                 "status")
 
     def __init__(self, spans: ServerSpans, carrier: Any) -> None:
         self._spans = spans
@@ -116,6 +165,7 @@ class RequestSpan:
         self.start_ns = time.time_ns()
         self.span: trace.Span | None = None
         self._context: otel_context.Context | None = None
+        self._caller: otel_context.Context | None = None  # the caller's context, once extracted
         self.status: int | None = None
         self._response: Any = None
         self._error: BaseException | None = None
@@ -133,7 +183,7 @@ class RequestSpan:
         else:
             # Pending: the caller's span is current meanwhile, so a span the app starts itself
             # (its own tracing) continues the caller's trace, as the GenAI spans under it must.
-            caller = self._spans.caller_context(self.carrier)
+            caller = self._caller = self._spans.caller_context(self.carrier)
             if caller is not None:
                 attached = otel_context.attach(caller)
         return (token, attached)
@@ -144,9 +194,11 @@ class RequestSpan:
             with _MATERIALISING:
                 if self._context is None:
                     try:
-                        span, context = self._spans.start_span(self.carrier, self.start_ns)
+                        # Pending: the caller's context was extracted when the request began
+                        # (None there means no caller span: an empty context, extracted again).
+                        span, context = self._spans.start_span(self.carrier, self.start_ns, self._caller)
                         self.span = span
-                        if self._end_ns is not None:  # a call after the response (a background task)
+                        if span is not None and self._end_ns is not None:  # a call after the response
                             self._close(span)
                         self._context = context
                     except Exception:
@@ -187,7 +239,7 @@ class RequestSpan:
 
     def _close(self, span: trace.Span) -> None:
         if self.status is not None:
-            _set_status(span, {}, self.status, str(self.status), True, self._spans.mode)
+            self._spans.status(span, self.status)
             if self._response is not None:
                 self._spans.response_attributes(span, self._response)
         if self._error is not None:

@@ -93,6 +93,7 @@ class LLMTracingWSGIMiddleware:
         self._server_spans = ServerSpans(
             self.runtime.tracer_provider,
             eager=wants_every_server_span(self.settings),
+            seen=self.runtime.wants_server_spans,
             describe=_describe,
             getter=wsgi_getter,
             request_headers=_request_headers,

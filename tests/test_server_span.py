@@ -149,3 +149,33 @@ def test_asgi_llm_calls_of_one_request_share_one_server_span_in_the_callers_trac
         for span in mine:
             assert server.start_time_unix_nano <= span.start_time_unix_nano
             assert server.end_time_unix_nano >= span.end_time_unix_nano
+
+
+def test_asgi_genai_only_server_span_is_not_recorded_but_calls_keep_the_callers_trace(upstream, receiver):
+    """Only a SPANS=genai destination, no app provider, no test capture: nobody could see a server
+    span, so none is recorded. The GenAI spans still continue the caller's trace, share one parent
+    per request (a fresh id, not the caller's), follow the caller's sampling decision, and the
+    OpenRouter body linkage names the trace."""
+    from or_middleware.export.privacy import ORIGINAL_PARENT
+    from or_middleware.runtime import live_runtimes
+    from tests.support.servers import serve_asgi
+
+    app = _fastapi_app(upstream, make_settings(upstream, otlp(receiver, spans="genai")))
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        assert client.post("/two", headers={"traceparent": TRACEPARENT}).status_code == 200
+        unsampled = "0af7651916cd43dd8448eb211c80319c"
+        assert client.post("/two", headers={"traceparent": f"00-{unsampled}-b7ad6b7169203331-00"}).status_code == 200
+        assert client.post("/two").status_code == 200  # no caller: a trace of its own
+    runtime = live_runtimes()[-1]
+    assert not runtime.wants_server_spans()
+    assert or_middleware.force_flush()
+    genai = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=4)
+    assert not [s for s in receiver.spans if s.kind == "SERVER"]
+    assert not [s for s in genai if s.trace_id == unsampled]  # the caller said: not sampled
+    called = [s for s in genai if s.trace_id == CALLER_TRACE]
+    own = [s for s in genai if s.trace_id != CALLER_TRACE]
+    assert len(called) == 2 and len(own) == 2 and own[0].trace_id == own[1].trace_id
+    for pair in (called, own):
+        parents = {s.attributes[ORIGINAL_PARENT] for s in pair}
+        assert len(parents) == 1 and "00f067aa0ba902b7" not in parents and "0" * 16 not in parents
+        assert all(s.parent_span_id is None for s in pair)  # SPANS=genai: roots of the trace
