@@ -58,16 +58,41 @@ def _is_genai(span: ReadableSpan) -> bool:
     return scope is not None and scope.name == GENAI_SCOPE
 
 
-def enriched(span: ReadableSpan, attributes: dict[str, object], events: Sequence[object]) -> ReadableSpan:
-    """The same span with more attributes and events."""
+def _plain(span: ReadableSpan) -> tuple[dict[str, object] | None, Sequence[object], Sequence[object]]:
+    """The span's attributes as a plain dict (None: keep the span's own), its events and links.
+
+    The SDK hands ``on_end`` a span whose attributes sit behind a lock-guarded mapping read key by
+    key in Python; every destination reads every key. Read here once, they are a dict every
+    destination reads at C speed. Kept as they are when the SDK dropped some (limits), so the
+    exported dropped counts stay right."""
+    bounded = getattr(span, "_attributes", None)  # the SDK's own field: ReadableSpan has no raw accessor
+    inner = getattr(bounded, "_dict", None)
+    if bounded is None or isinstance(bounded, dict):
+        attributes = bounded
+    elif isinstance(inner, dict) and not getattr(bounded, "dropped", 0):
+        attributes = inner  # immutable once the span ended: shared, never edited (drafts copy)
+    else:
+        attributes = None
+    return attributes, span.events, span.links
+
+
+def settled(span: ReadableSpan, extra: dict[str, object] | None = None, events: Sequence[object] = ()) -> ReadableSpan:
+    """The span every destination gets: attributes in a plain dict, plus ``extra`` and ``events``."""
+    attributes, own_events, links = _plain(span)
+    if attributes is None:
+        if not extra and not events:
+            return span
+        attributes = dict(span.attributes or {})
+    if extra:
+        attributes = {**attributes, **extra}
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes={**(span.attributes or {}), **attributes},
-        events=[*span.events, *events],  # type: ignore[list-item]
-        links=span.links,
+        attributes=attributes,
+        events=(*own_events, *events) if events else own_events,  # type: ignore[arg-type]
+        links=links,
         kind=span.kind,
         status=span.status,
         start_time=span.start_time,
@@ -202,7 +227,7 @@ class GenerationAnalysis(SpanProcessor):
             while spans:  # everything appended so far, in order
                 span, prompt = spans.popleft()
                 with self._fork_guard:
-                    self._forward(self._analyse(span, prompt) if _is_genai(span) else span)
+                    self._forward(self._analyse(span, prompt) if _is_genai(span) else self._settled(span))
             requests = self._requests
             while requests:
                 request = requests.popleft()
@@ -210,15 +235,22 @@ class GenerationAnalysis(SpanProcessor):
                     return
                 request.done.set()  # type: ignore[attr-defined]
 
+    def _settled(self, span: ReadableSpan) -> ReadableSpan:
+        try:
+            return settled(span)
+        except Exception:
+            logger.exception("or_middleware: a span could not be read (it is exported as is)")
+            return span
+
     def _analyse(self, span: ReadableSpan, prompt: PromptFields | None) -> ReadableSpan:
         try:
-            attributes = {PROMPT_SHA256: prompt_sha256(prompt)} if prompt is not None else {}
+            span = settled(span, {PROMPT_SHA256: prompt_sha256(prompt)} if prompt is not None else None)
             signals = self.security.inspect(span, prompt) if self.security is not None else []
             if self.metrics is not None:
                 self.metrics.record(span, [s.kind for s in signals])
-            if attributes or signals:
+            if signals:  # rare: the span is made once more, with its events
                 at = span.end_time or span.start_time or time.time_ns()
-                return enriched(span, attributes, [signal_event(s, at) for s in signals])
+                return settled(span, events=[signal_event(s, at) for s in signals])
         except Exception:
             logger.exception("or_middleware: analysis of a GenAI span failed (the span is exported as is)")
         return span

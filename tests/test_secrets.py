@@ -48,3 +48,25 @@ def test_known_credentials_are_replaced_in_any_message_also_in_their_encoded_for
 def test_safe_url_never_raises_and_never_keeps_user_info(text):
     url = f"https://u:{text.replace('@', '').replace('/', '').replace('?', '').replace('#', '')}@h/p?{text}"
     assert "u:" not in safe_url(url).split("@h/")[0]
+
+
+def test_the_literal_prefilter_never_hides_a_secret_re2_would_find():
+    """scrub_secrets asks a cheap literal search first: every letter RE2's (?i) folds must fold in
+    ``re`` too, and every shape must still be scrubbed (case variants, the long s for s, escapes)."""
+    import re
+
+    import re2
+
+    from or_middleware.secrets import SECRET, scrub_secrets
+
+    for letter in set("bearerbasic"):
+        folds = re2.compile(f"(?i:{letter})")
+        for code in (*range(0x80), *range(0x80, 0x2200)):
+            char = chr(code)
+            if folds.fullmatch(char):
+                assert re.fullmatch(f"(?i:{letter})", char), (letter, hex(code))
+    for text in ("Authorization: BEARER abcdefgh1234", "ba\u017fic YWxhZGRpbjpvcGVuc2VzYW1l", "key sk-proj-abcdefghijkl",
+                 "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36, "AIza" + "b" * 35, "xoxb-1234567890-abc",
+                 "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJlMTIz", "\\nsk-abcdefghijklmnop"):
+        assert SECRET in scrub_secrets(text), text
+    assert scrub_secrets("an ordinary sentence about tokens") == "an ordinary sentence about tokens"

@@ -44,14 +44,37 @@ def _exception_type(events: Sequence[Event]) -> str | None:
     return None
 
 
+_MAX_PLANS = 512  # distinct attribute key sets remembered per transform (then forgotten and relearnt)
+
+
 class PrivacyAllowlist:
-    """A privacy-mode destination's span: known non-content attributes only (see module doc)."""
+    """A privacy-mode destination's span: known non-content attributes only (see module doc).
+
+    Which keys a span keeps depends only on its kind and its keys, and spans come in few key sets:
+    the decision is made once per key set (a tuple lookup), not once per attribute per span."""
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[bool, tuple[str, ...]], tuple[str, ...] | None] = {}
+
+    def _plan(self, is_genai: bool, keys: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The keys to keep, or None when every key is allowed."""
+        allowed = allowlist.genai_attribute_allowed if is_genai else allowlist.http_attribute_allowed
+        kept = tuple(key for key in keys if allowed(key))
+        plan = None if len(kept) == len(keys) else kept
+        if len(self._kept) >= _MAX_PLANS:
+            self._kept.clear()
+        self._kept[(is_genai, keys)] = plan
+        return plan
 
     def __call__(self, draft: SpanDraft) -> None:
-        allowed = allowlist.genai_attribute_allowed if draft.is_genai else allowlist.http_attribute_allowed
         current = draft.current
-        if any(not allowed(key) for key in current):
-            draft.attributes = {key: value for key, value in current.items() if allowed(key)}
+        keys = tuple(current)
+        try:
+            kept = self._kept[(draft.is_genai, keys)]
+        except KeyError:
+            kept = self._plan(draft.is_genai, keys)
+        if kept is not None:
+            draft.attributes = {key: current[key] for key in kept}
         if draft.events:
             self._events(draft)
         if draft.links and any(link.attributes for link in draft.links):
@@ -166,20 +189,65 @@ def _scrub_value(key: str, value: Any) -> Any:
     return value
 
 
+class _ScrubPlan:
+    """What the scrubber does to spans with one key set: the credential headers to drop, the keys
+    whose values can hold a secret (every other key is one of ``_NO_SECRETS``: not read at all)."""
+
+    __slots__ = ("drop", "read")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.drop = frozenset(key for key in keys if allowlist.is_credential_header(key))
+        self.read = tuple(key for key in keys if key not in self.drop and (
+            key not in _NO_SECRETS or key.startswith(allowlist.CAPTURED_HEADER_PREFIXES)))
+
+
 class CredentialScrubber:
     """No credential leaves, whatever the destination's settings (see module doc)."""
 
     def __init__(self) -> None:
         self._resources: dict[int, tuple[Resource, Resource]] = {}
+        self._plans: dict[tuple[str, ...], _ScrubPlan] = {}
+        self._names: dict[str, str] = {}  # span names repeat (routes, models): scrubbed once each
+
+    def _plan(self, keys: tuple[str, ...]) -> _ScrubPlan:
+        plan = self._plans.get(keys)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[keys] = _ScrubPlan(keys)
+        return plan
+
+    def _attributes(self, draft: SpanDraft) -> None:
+        current = draft.current
+        if not current:
+            return
+        plan = self._plan(tuple(current))
+        changes: dict[str, Any] | None = None
+        for key in plan.read:
+            value = current[key]
+            if isinstance(value, int | float):  # bool too: numbers hold no secret
+                continue
+            new = _scrub_value(key, value)
+            if new is not value and new != value:
+                if changes is None:
+                    changes = {}
+                changes[key] = new
+        if changes is not None or plan.drop:
+            draft.attributes = {key: changes.get(key, value) if changes else value
+                                for key, value in current.items() if key not in plan.drop}
+
+    def _name(self, name: str) -> str:
+        clean = self._names.get(name)
+        if clean is None:
+            clean = scrub_secrets(name)
+            if len(self._names) >= _MAX_PLANS:
+                self._names.clear()
+            if len(name) <= 256:  # a long name (a path with a token) is not worth keeping
+                self._names[name] = clean
+        return clean
 
     def __call__(self, draft: SpanDraft) -> None:
-        current = draft.current
-        if any(allowlist.is_credential_header(key) for key in current):
-            current = {k: v for k, v in current.items() if not allowlist.is_credential_header(k)}
-            draft.attributes = current
-        changed = _changed(current, _scrub_value)
-        if changed is not None:
-            draft.attributes = changed
+        self._attributes(draft)
         if draft.events:
             events = [Event(e.name, new, e.timestamp) if (new := _changed(e.attributes, _scrub_value)) is not None
                       else e for e in draft.events]
@@ -190,7 +258,7 @@ class CredentialScrubber:
                      else link for link in draft.links]
             if any(a is not b for a, b in zip(links, draft.links, strict=True)):
                 draft.links = links
-        if (name := scrub_secrets(draft.name)) != draft.name:  # a server span named by its path: /reset/<jwt>
+        if (name := self._name(draft.name)) != draft.name:  # a server span named by its path: /reset/<jwt>
             draft.name = name
         description = draft.status.description
         if description and (clean := scrub_secrets(description)) != description:
