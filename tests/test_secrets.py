@@ -65,8 +65,9 @@ def test_the_literal_prefilter_never_hides_a_secret_re2_would_find():
             char = chr(code)
             if folds.fullmatch(char):
                 assert re.fullmatch(f"(?i:{letter})", char), (letter, hex(code))
-    for text in ("Authorization: BEARER abcdefgh1234", "ba\u017fic YWxhZGRpbjpvcGVuc2VzYW1l", "key sk-proj-abcdefghijkl",
-                 "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36, "AIza" + "b" * 35, "xoxb-1234567890-abc",
+    for text in ("Authorization: BEARER abcdefgh1234", "ba\u017fic YWxhZGRpbjpvcGVuc2VzYW1l",
+                 "key sk-proj-abcdefghijkl", "AKIAABCDEFGHIJKLMNOP", "ghp_" + "a" * 36, "AIza" + "b" * 35,
+                 "xoxb-1234567890-abc",
                  "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJlMTIz", "\\nsk-abcdefghijklmnop"):
         assert SECRET in scrub_secrets(text), text
     assert scrub_secrets("an ordinary sentence about tokens") == "an ordinary sentence about tokens"
