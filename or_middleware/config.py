@@ -114,7 +114,7 @@ class _ReportingSettings(BaseSettings):
 class DestinationSettings(_ReportingSettings):
     """What every destination has. Subclasses are the presets (``kind``)."""
 
-    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True, defer_build=True)
 
     kind: ClassVar[str] = ""
     default_spans: ClassVar[SpanScope] = "genai"

@@ -17,10 +17,8 @@ import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
@@ -38,6 +36,10 @@ from or_middleware.metrics_latest import (
 from or_middleware.secrets import safe_url
 from or_middleware.semconv_mode import GenAISemconv, genai_semconv
 from or_middleware.version import __version__
+
+if TYPE_CHECKING:  # the metrics SDK is imported by build_metrics, only when a destination takes metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +249,8 @@ def build_metrics(settings: Settings, resource: Resource) -> RuntimeMetrics | No
     for dest in settings.destination_settings():
         if not (dest.accepts_metrics and dest.metrics):
             continue
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
         try:
             connection = metrics_connection(dest)
             if connection is not None:
@@ -255,4 +259,6 @@ def build_metrics(settings: Settings, resource: Resource) -> RuntimeMetrics | No
             logger.exception("or_middleware: destination %s: metrics exporter could not be built", dest.name)
     if not readers:
         return None
+    from opentelemetry.sdk.metrics import MeterProvider
+
     return RuntimeMetrics(MeterProvider(metric_readers=readers, resource=resource, shutdown_on_exit=False))

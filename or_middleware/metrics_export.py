@@ -39,8 +39,7 @@ def env_metrics_endpoint(protocol: str) -> str:
 
 def metrics_transport(name: str, protocol: str, endpoint: str | None, headers: dict[str, str] | None,
                       timeout: float) -> Transport:
-    from or_middleware.export.destinations import wire_transport
-    from or_middleware.export.transports import GRPC_METRICS_METHOD, GrpcTransport
+    from or_middleware.export.destinations import grpc_transport_class, wire_transport
     from or_middleware.export.wire import WireTarget
 
     url = endpoint or env_metrics_endpoint(protocol)
@@ -48,8 +47,11 @@ def metrics_transport(name: str, protocol: str, endpoint: str | None, headers: d
                         timeout=timeout, compress=otlp_env.compression() == "gzip",
                         certificate=otlp_env.certificate(), client_certificate=otlp_env.client_certificate())
     if protocol == "grpc":  # the metrics service, not the traces one, on the same endpoint
-        grpc_transport = GrpcTransport(url, target.headers, timeout, compress=target.compress,
-                                       certificate=target.certificate, rpc=GRPC_METRICS_METHOD)
+        transport_class = grpc_transport_class()  # grpcio is imported only for a gRPC destination
+        from or_middleware.export.grpc_transport import GRPC_METRICS_METHOD
+
+        grpc_transport = transport_class(url, target.headers, timeout, compress=target.compress,
+                                         certificate=target.certificate, rpc=GRPC_METRICS_METHOD)
         return _credential_safe(grpc_transport, target)
     return wire_transport(target, None, "application/x-protobuf")  # type: ignore[arg-type]
 

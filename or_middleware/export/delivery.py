@@ -21,14 +21,17 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 
 from or_middleware.export.deadline import closing_by
-from or_middleware.export.encoders import SpanEncoding
 from or_middleware.export.spool import DiskSpool
 from or_middleware.export.stats import PipelineStats
 from or_middleware.export.transports import SendResult, Transport
+
+if TYPE_CHECKING:  # the encoders module loads protobuf: only a destination that encodes imports it
+    from or_middleware.export.encoders import SpanEncoding
 
 logger = logging.getLogger(__name__)
 

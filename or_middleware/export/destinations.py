@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -41,15 +41,10 @@ from or_middleware.config import (
     parse_headers,
 )
 from or_middleware.export import otlp_env
-from or_middleware.export.content_events import ContentEventLogs, ContentEventSink, ContentToEvent, logs_url
 from or_middleware.export.credentials import CredentialSafeTransport
 from or_middleware.export.delivery import WireDelivery
-from or_middleware.export.dialects import dialect_for
 from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
-from or_middleware.export.encoders import OtlpJson, OtlpProtobuf, SpanEncoding
-from or_middleware.export.http_transport import HttpTransport
 from or_middleware.export.pipeline import DestinationPipeline
-from or_middleware.export.posthog import PostHogEvents, PostHogKeyTransport
 from or_middleware.export.preparation import SpanPreparation
 from or_middleware.export.privacy import ContentRedaction, CredentialScrubber, PrivacyAllowlist, detach_from_parent
 from or_middleware.export.redaction import PIIRedactor
@@ -57,12 +52,21 @@ from or_middleware.export.selection import SpanSelection
 from or_middleware.export.sinks import ExporterSink, SpanSink
 from or_middleware.export.spool import DiskSpool
 from or_middleware.export.stats import DropCounter, PipelineStats
-from or_middleware.export.transports import GrpcTransport, Transport, ssl_context
+from or_middleware.export.transports import Transport, ssl_context
 from or_middleware.export.vendors import VENDOR_TARGETS
 from or_middleware.export.webhook import webhook_target
 from or_middleware.export.wire import DEFAULT_TIMEOUT_S, WireTarget, basic, secret, timeout_of, with_path
 from or_middleware.secrets import credential_values
 from or_middleware.semconv_mode import LatestAttributeNames, genai_semconv
+
+if TYPE_CHECKING:
+    from or_middleware.export.content_events import ContentToEvent
+    from or_middleware.export.encoders import SpanEncoding
+    from or_middleware.export.grpc_transport import GrpcTransport
+
+# What a destination needs on the wire (encoders, HTTP or gRPC transport, dialects, content
+# events) is imported when one is built, so a configuration pays only for what it uses. Building
+# happens at start-up on the thread that builds the middleware, never on an exporter thread.
 
 logger = logging.getLogger(__name__)
 
@@ -206,20 +210,37 @@ def wire_target(dest: DestinationSettings, settings: Settings) -> WireTarget | N
 
 def encoding_for(target: WireTarget, dest: DestinationSettings) -> SpanEncoding:
     if target.protocol == "posthog":
+        from or_middleware.export.posthog import PostHogEvents
+
         return PostHogEvents()
+    from or_middleware.export.encoders import OtlpJson, OtlpProtobuf
+
     if target.protocol == "http/json":
         return OtlpJson()
     return OtlpProtobuf()
 
 
+def grpc_transport_class() -> type[GrpcTransport]:
+    """:class:`GrpcTransport`, imported now (start-up); without grpcio, start-up stops with one line."""
+    try:
+        from or_middleware.export.grpc_transport import GrpcTransport
+    except ImportError as exc:
+        raise ConfigError(f"invalid configuration: OTLP protocol grpc needs the grpcio package ({exc}): "
+                          "pip install grpcio, or set the destination's PROTOCOL (or OTEL_EXPORTER_OTLP_PROTOCOL) "
+                          "to http/protobuf") from None
+    return GrpcTransport
+
+
 def transport_for(target: WireTarget, content_type: str) -> Transport:
     if target.protocol == "grpc":
-        return GrpcTransport(target.url, target.headers, target.timeout, compress=target.compress,
+        return grpc_transport_class()(target.url, target.headers, target.timeout, compress=target.compress,
                              insecure=target.insecure, certificate=target.certificate)
     try:
         verify: ssl.SSLContext | bool = ssl_context(target.certificate, *target.client_certificate)
     except (OSError, ssl.SSLError) as exc:  # a file that is there but is no certificate or key
         raise ConfigError(f"invalid configuration: {otlp_env.tls_variables()}: cannot load ({exc})") from None
+    from or_middleware.export.http_transport import HttpTransport
+
     return HttpTransport(target.url, target.headers, content_type, target.timeout,
                          compress=target.compress, verify=verify, method=target.method)
 
@@ -230,6 +251,8 @@ def wire_transport(target: WireTarget, dest: DestinationSettings, content_type: 
     transport: Transport = transport_for(target, content_type)
     credentials = credential_values(target.url, target.headers)
     if target.protocol == "posthog":
+        from or_middleware.export.posthog import PostHogKeyTransport
+
         api_key = secret(getattr(dest, "api_key", ""))
         transport = PostHogKeyTransport(transport, api_key)
         credentials.append(api_key)
@@ -269,6 +292,8 @@ def content_event_target(dest: DestinationSettings, target: WireTarget | None) -
     if target is None or not target.protocol.startswith("http/") or not target.url.rstrip("/").endswith("/v1/traces"):
         raise ConfigError(f"{dest.env_name('content')}=event: needs an OTLP/HTTP destination whose traces URL ends "
                           "in /v1/traces (the log records go to /v1/logs beside it); use attributes here")
+    from or_middleware.export.content_events import logs_url
+
     return replace(target, url=logs_url(target.url), protocol="http/protobuf")
 
 
@@ -282,6 +307,8 @@ def build_sink(dest: DestinationSettings, settings: Settings, target: WireTarget
     assert isinstance(dest, RemoteDestination)
     events_target = content_event_target(dest, target)
     if events_target is not None and content_events is not None:
+        from or_middleware.export.content_events import ContentEventLogs, ContentEventSink
+
         logs_stats = PipelineStats()  # the destination's stats count spans; its events are apart
         logs = WireDelivery(f"{dest.name}.content_events", ContentEventLogs(),
                             wire_transport(events_target, dest, ContentEventLogs.content_type), stats=logs_stats,
@@ -337,6 +364,8 @@ def build_preparation(dest: DestinationSettings, settings: Settings, target: Wir
     if content_events is not None:  # CONTENT=event: after privacy and PII, before the dialect
         transforms.append(content_events)
     if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
+        from or_middleware.export.dialects import dialect_for
+
         transforms.append(dialect_for(dest.resolved_dialect, privacy=settings.privacy_for(dest)))
     transforms.append(CredentialScrubber())
     selection = SpanSelection(dest.filter, dest.sample_rate, llm_traces_only=dest.span_scope == "traces")
@@ -351,7 +380,11 @@ def build_pipeline(dest: DestinationSettings, settings: Settings) -> Destination
     target = wire_target(dest, settings)
     stats = PipelineStats()
     drops = DropCounter(dest.name, stats)
-    content_events = ContentToEvent() if content_event_target(dest, target) is not None else None
+    content_events = None
+    if content_event_target(dest, target) is not None:
+        from or_middleware.export.content_events import ContentToEvent
+
+        content_events = ContentToEvent()
     sink = build_sink(dest, settings, target, stats, drops, content_events=content_events)
     pipeline = DestinationPipeline(
         dest.name,

@@ -15,15 +15,18 @@ import os
 import ssl
 import urllib.request
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import certifi
 import httpcore
-import httpx
+from google.rpc.status_pb2 import Status
 
-from or_middleware.export.deadline import DeadlineBackend, attempt_deadline, send_deadline
+from or_middleware.export.deadline import attempt_deadline, send_deadline, time_left
 from or_middleware.export.transports import (
     MAX_ANSWER_BYTES,
+    MAX_MESSAGE_CHARS,
     USER_AGENT,
     SendResult,
     body_message,
@@ -32,8 +35,82 @@ from or_middleware.export.transports import (
     parse_retry_after,
 )
 
+_WRITE_SLICE = 64 * 1024  # a write is sliced so each slice gets the time left, not the whole timeout
 _NETWORK_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
                    httpcore.ProxyError, httpcore.UnsupportedProtocol, OSError, ssl.SSLError)
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        view = memoryview(buffer)
+        for start in range(0, len(view), _WRITE_SLICE):
+            self._inner.write(bytes(view[start:start + _WRITE_SLICE]), time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(ssl_context, server_hostname, time_left(timeout, httpcore.ConnectTimeout))
+        return DeadlineStream(inner)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own synchronous backend, with every stream bounded by the send's deadline."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(host, port, time_left(timeout, httpcore.ConnectTimeout), local_address,
+                                         socket_options)
+        return DeadlineStream(stream)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._inner.connect_unix_socket(path, time_left(timeout, httpcore.ConnectTimeout), socket_options)
+        return DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def default_tls(verify: bool = True) -> ssl.SSLContext:
+    """httpx's TLS context (``httpx.create_ssl_context(verify)``: ``SSL_CERT_FILE``, then
+    ``SSL_CERT_DIR``, then certifi's bundle), without importing httpx for it."""
+    if not verify:
+        unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        unverified.check_hostname = False
+        unverified.verify_mode = ssl.CERT_NONE
+        return unverified
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def answer_message(content: bytes, content_type: str) -> str:
+    """The error message in a destination's answer: an OTLP/HTTP server's ``google.rpc.Status``,
+    else JSON or text (:func:`body_message`)."""
+    if content and "protobuf" in content_type:
+        try:
+            message = Status.FromString(content).message
+            if message:
+                return message[:MAX_MESSAGE_CHARS]
+        except Exception:
+            pass
+    return body_message(content, content_type)
 
 
 def _proxy_for(url: str) -> str | None:
@@ -96,7 +173,7 @@ class HttpTransport:
             merged["content-encoding"] = "gzip"
         self._headers = list(merged.items())
         self._timeout = timeout
-        self._ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify=verify)
+        self._ssl_context = verify if isinstance(verify, ssl.SSLContext) else default_tls(verify)
         self._pid = os.getpid()
         self._pool = _pool(url, self._ssl_context)
 
@@ -115,7 +192,7 @@ class HttpTransport:
         except _NETWORK_ERRORS as exc:
             return SendResult(False, retryable=True, reason=describe_network_error(exc, self.target))
         answer = _decoded(answer, answer_headers.get("content-encoding", ""))
-        message = body_message(answer, answer_headers.get("content-type", ""))
+        message = answer_message(answer, answer_headers.get("content-type", ""))
         return http_outcome(response.status, message, parse_retry_after(answer_headers.get("retry-after")))
 
     def close(self) -> None:
