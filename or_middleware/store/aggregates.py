@@ -1,10 +1,8 @@
 """Figures over many generations, computed by the database: sums and counts, percentiles, time buckets.
 
-Nothing here loads rows into Python to count them: each function runs one aggregate query (plus
-one per percentile column) whatever the number of rows. Percentiles interpolate linearly between
-the closest ranks (PERCENTILE_CONT; numpy's default; ``statistics.quantiles(method="inclusive")``):
-PostgreSQL computes them with ``percentile_cont``; SQLite numbers the rows with a window function
-and picks the two ranks around ``(n - 1) * p``, which are interpolated as PostgreSQL does.
+Nothing here loads rows into Python to count them: each function runs one aggregate query, one
+pass over the selected rows whatever their number, percentiles included: they are aggregates of
+the same GROUP BY (exact, PERCENTILE_CONT; see :mod:`or_middleware.store.percentiles`).
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from or_middleware.store.filters import EVERYTHING, NONE_KEY, Filters, group_key
+from or_middleware.store.percentiles import WALK_SCHEMA, decode, walk
 
 if TYPE_CHECKING:
     from or_middleware.store.reader import StoreReader
@@ -36,7 +35,7 @@ class Totals:
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     priced: int = 0  # calls with a known cost
-    output_seconds: float = 0.0  # summed duration of the calls that reported output tokens
+    output_seconds: float = 0.0  # summed duration of the calls that produced output tokens
     first_unix_nano: int | None = None  # start of the earliest call
     last_unix_nano: int | None = None  # start of the latest call
     latency_percentiles: dict[int, float | None] = field(default_factory=dict)  # whole call, seconds
@@ -86,8 +85,9 @@ class Totals:
 _SUMS = (
     "COUNT(*), SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), SUM(input_tokens), SUM(output_tokens), "
     "SUM(cached_tokens), SUM(reasoning_tokens), SUM(cost_usd), COUNT(cost_usd), "
-    "SUM(CASE WHEN output_tokens IS NOT NULL THEN duration_s END), MIN(time_unix_nano), MAX(time_unix_nano)"
+    "SUM(CASE WHEN output_tokens > 0 THEN duration_s END), MIN(time_unix_nano), MAX(time_unix_nano)"
 )
+_SUMS_COUNT = 11
 _ORDER = {  # SQL of each group order, over the _SUMS aggregates
     "cost": "COALESCE(SUM(cost_usd), 0) DESC, COUNT(*) DESC",
     "requests": "COUNT(*) DESC, COALESCE(SUM(cost_usd), 0) DESC",
@@ -95,11 +95,49 @@ _ORDER = {  # SQL of each group order, over the _SUMS aggregates
 }
 
 
+def _figures(reader: StoreReader, percentiles: str | None) -> str:
+    """The select list of a group's figures: the sums, then what :func:`_with_percentiles` reads back:
+    ``aggregate`` the percentile aggregates, ``walk`` the count of TTFC values (ranks are walked to)."""
+    if percentiles == "walk":
+        return f"{_SUMS}, COUNT(ttfc_s)"
+    if percentiles == "aggregate":
+        return (f"{_SUMS}, {reader.percentiles('duration_s', LATENCY_PERCENTILES)}, "
+                f"{reader.percentiles('ttfc_s', TTFC_PERCENTILES)}")
+    return _SUMS
+
+
+def _how(reader: StoreReader, filters: Filters, by: str | None, percentiles: bool) -> str | None:
+    """How percentiles are computed: walked to in an index where one serves, else an aggregate."""
+    if not percentiles:
+        return None
+    if (reader.engine == "sqlite" and reader.schema_version >= WALK_SCHEMA and by in (None, "model")
+            and filters.only_time()):
+        return "walk"
+    return "aggregate"
+
+
 def _totals(key: str | None, row: Sequence[Any]) -> Totals:
-    requests, errors, tin, tout, cached, reasoning, cost, priced, output_s, first, last = row
+    """A group's Totals from the _SUMS columns."""
+    requests, errors, tin, tout, cached, reasoning, cost, priced, output_s, first, last = row[:_SUMS_COUNT]
     return Totals(key, int(requests), int(errors or 0), int(tin or 0), int(tout or 0), int(cached or 0),
                   int(reasoning or 0), float(cost or 0.0), int(priced), float(output_s or 0.0),
                   None if first is None else int(first), None if last is None else int(last))
+
+
+def _with_percentiles(reader: StoreReader, totals: Totals, row: Sequence[Any], how: str | None, filters: Filters,
+                      model: str | None = None) -> Totals:
+    """``totals`` given its percentiles, from the rest of ``row`` (see :func:`_figures`)."""
+    extra = row[_SUMS_COUNT:]
+    if how == "aggregate":
+        totals.latency_percentiles = decode(extra[0], LATENCY_PERCENTILES)
+        totals.ttfc_percentiles = decode(extra[1], TTFC_PERCENTILES)
+    elif how == "walk":
+        time_where, time_params = filters.where(reader.engine)
+        totals.latency_percentiles = walk(reader, "duration_s", LATENCY_PERCENTILES, totals.requests, time_where,
+                                          time_params, model)
+        totals.ttfc_percentiles = walk(reader, "ttfc_s", TTFC_PERCENTILES, int(extra[0]), time_where, time_params,
+                                       model)
+    return totals
 
 
 def _shown(key: Any) -> str:
@@ -109,12 +147,10 @@ def _shown(key: Any) -> str:
 def totals(reader: StoreReader, filters: Filters = EVERYTHING, *, percentiles: bool = True) -> Totals:
     """Figures of every generation ``filters`` selects."""
     where, params = filters.where(reader.engine)
-    [row] = reader.execute(f"SELECT {_SUMS} FROM generations WHERE {where}", params)
-    result = _totals(None, row)
-    if percentiles:
-        result.latency_percentiles = percentiles_of(reader, "duration_s", LATENCY_PERCENTILES, filters).get(None, {})
-        result.ttfc_percentiles = percentiles_of(reader, "ttfc_s", TTFC_PERCENTILES, filters).get(None, {})
-    return result
+    how = _how(reader, filters, None, percentiles)
+    with reader.snapshot():  # the walks' counts and ranks from the same rows
+        [row] = reader.execute(f"SELECT {_figures(reader, how)} FROM generations WHERE {where}", params)
+        return _with_percentiles(reader, _totals(None, row), row, how, filters)
 
 
 def grouped(reader: StoreReader, by: str, filters: Filters = EVERYTHING, *, order: GroupOrder = "cost",
@@ -129,22 +165,23 @@ def grouped(reader: StoreReader, by: str, filters: Filters = EVERYTHING, *, orde
     # the key's expression, not its alias: PostgreSQL takes an output name in ORDER BY only on its own
     by_key = f"({key} IS NULL), {reader.binary_order(key)}"
     ordering = by_key if order == "key" else f"{_ORDER[order]}, {by_key}"
-    page = ""
+    page, paging = "", []
     if limit is not None:
-        page = " LIMIT ? OFFSET ?"
-        params = [*params, int(limit), int(offset)]
-    rows = reader.execute(
-        f"SELECT {key} AS k, {_SUMS} FROM generations WHERE {where} GROUP BY {key} ORDER BY {ordering}{page}", params)
-    groups = [_totals(_shown(row[0]), row[1:]) for row in rows]
-    if percentiles and groups:
-        keys = [None if g.key == NONE_KEY else g.key for g in groups] if limit is not None else None
-        latency = percentiles_of(reader, "duration_s", LATENCY_PERCENTILES, filters, by=by, keys=keys)
-        ttfc = percentiles_of(reader, "ttfc_s", TTFC_PERCENTILES, filters, by=by, keys=keys)
-        for group in groups:
-            name = None if group.key == NONE_KEY else group.key
-            group.latency_percentiles = latency.get(name, {p: None for p in LATENCY_PERCENTILES})
-            group.ttfc_percentiles = ttfc.get(name, {p: None for p in TTFC_PERCENTILES})
-    return groups
+        page, paging = " LIMIT ? OFFSET ?", [int(limit), int(offset)]
+    how = _how(reader, filters, by, percentiles)
+    with reader.snapshot():
+        rows = reader.execute(f"SELECT {key} AS k, {_figures(reader, how)} FROM generations WHERE {where} "
+                              f"GROUP BY {key} ORDER BY {ordering}{page}", [*params, *paging])
+        groups = []
+        for name, *figures in rows:
+            group = _totals(_shown(name), figures)
+            if how == "walk" and name is None:  # no model, or an empty one: no index holds both, aggregate them
+                [figures] = reader.execute(f"SELECT {_figures(reader, 'aggregate')} FROM generations "
+                                           f"WHERE {where} AND {key} IS NULL", params)
+                groups.append(_with_percentiles(reader, group, figures, "aggregate", filters))
+            else:
+                groups.append(_with_percentiles(reader, group, figures, how, filters, name))
+        return groups
 
 
 @dataclass
@@ -167,43 +204,13 @@ def series(reader: StoreReader, bucket_s: float, filters: Filters = EVERYTHING, 
     key = group_key(by, reader.engine) if by else "NULL"
     where, params = filters.where(reader.engine)
     rows = reader.execute(
-        f"SELECT {start} AS b, {key} AS k, {_SUMS} FROM generations WHERE {where} "
+        f"SELECT {start} AS b, {key} AS k, {_figures(reader, 'aggregate' if percentiles else None)} "
+        f"FROM generations WHERE {where} "
         f"GROUP BY {start}, {key} ORDER BY 1, ({key} IS NULL), {reader.binary_order(key)}", params)
-    buckets = [Bucket(int(row[0]), _shown(row[1]) if by else None, _totals(None, row[2:])) for row in rows]
-    if percentiles and buckets:
-        latency = percentiles_of(reader, "duration_s", LATENCY_PERCENTILES, filters, by=by, bucket_ns=width)
-        ttfc = percentiles_of(reader, "ttfc_s", TTFC_PERCENTILES, filters, by=by, bucket_ns=width)
-        for bucket in buckets:
-            name = (bucket.start_unix_nano, None if bucket.key in (None, NONE_KEY) else bucket.key)
-            bucket.totals.key = bucket.key
-            bucket.totals.latency_percentiles = latency.get(name, {})
-            bucket.totals.ttfc_percentiles = ttfc.get(name, {})
+    buckets = []
+    for row in rows:
+        name = _shown(row[1]) if by else None
+        totals = _totals(name, row[2:])
+        buckets.append(Bucket(int(row[0]), name, _with_percentiles(reader, totals, row[2:], "aggregate" if
+                                                                   percentiles else None, filters)))
     return buckets
-
-
-def percentiles_of(reader: StoreReader, column: str, points: Sequence[int], filters: Filters = EVERYTHING, *,
-                   by: str | None = None, keys: Sequence[str | None] | None = None,
-                   bucket_ns: int | None = None) -> dict[Any, dict[int, float | None]]:
-    """Percentiles ``points`` (1..99) of ``column`` per group: ``{key: {p: value}}``.
-
-    The key is None without ``by``; ``(bucket_start, key)`` with ``bucket_ns``. Rows whose
-    ``column`` is NULL do not count. ``keys`` limits the work to those groups.
-    """
-    where, params = filters.where(reader.engine)
-    group = group_key(by, reader.engine) if by else "NULL"
-    if keys is not None:
-        named = [k for k in keys if k is not None]
-        alternatives = [f"{group} IN ({', '.join('?' * len(named))})"] if named else []
-        if None in keys:
-            alternatives.append(f"{group} IS NULL")
-        where += f" AND ({' OR '.join(alternatives) or '1=0'})"
-        params = [*params, *named]
-    bucket = f"((time_unix_nano / {int(bucket_ns)}) * {int(bucket_ns)})" if bucket_ns else "0"
-    source = (f"SELECT {bucket} AS b, {group} AS k, {column} AS x FROM generations "
-              f"WHERE {where} AND {column} IS NOT NULL")
-    fractions = [p / 100 for p in points]
-    result: dict[Any, dict[int, float | None]] = {}
-    for row in reader.percentile_rows(source, params, fractions):
-        b, k, values = row
-        result[(int(b), k) if bucket_ns else k] = dict(zip(points, values, strict=True))
-    return result

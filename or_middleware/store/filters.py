@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from or_middleware.store.schema import MODEL
 from or_middleware.store.sql import Engine, metadata_value
 
 # dimension -> SQL expression over a generations row
 DIMENSIONS: dict[str, str] = {
-    "model": "COALESCE(response_model, request_model)",  # the model that served, else the one asked for
+    "model": MODEL,  # the model that served, else the one asked for
     "request_model": "request_model",
     "user": "user_id",
     "session": "session_id",
@@ -60,6 +61,10 @@ class Filters:
     min_cost_usd: float | None = None
     min_duration_s: float | None = None
     trace_id: str | None = None
+
+    def only_time(self) -> bool:
+        """Whether these filters select a time range and nothing else."""
+        return not self.equals and self.min_cost_usd is None and self.min_duration_s is None and self.trace_id is None
 
     def where(self, engine: Engine) -> tuple[str, list[Any]]:
         """``(condition, parameters)`` over the generations table (``1=1`` when nothing is filtered)."""

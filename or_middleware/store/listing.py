@@ -1,11 +1,14 @@
 """Rows of the store for lists and detail pages: generations, traces, sessions, security signals.
 
-Lists are paged in the database (``LIMIT``/``OFFSET``, a ``COUNT(*)`` for the total) and sorted
-by an indexed column where one serves; content columns come only with one generation's details.
+Lists are paged in the database (``LIMIT``/``OFFSET``) and sorted by an indexed column where one
+serves; content columns come only with one generation's details. A list of generations counts its
+rows up to :data:`COUNT_CAP` ("1,000+" beyond): counting a million rows on every page would cost
+more than the page itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,16 +34,27 @@ SORTS: dict[str, tuple[str, bool]] = {
     "user": ("user_id", True),
 }
 MAX_PAGE = 1000
+COUNT_CAP = 1_000
 
 
 @dataclass
 class Page:
-    """One page of a list: its rows, and how many rows the filters select in all."""
+    """One page of a list: its rows, and how many rows the filters select in all (``capped``: more than
+    ``total``, which is then :data:`COUNT_CAP`)."""
 
     rows: list[dict[str, Any]]
     total: int
     limit: int
     offset: int
+    capped: bool = False
+
+
+def count_up_to(reader: StoreReader, where: str, params: Sequence[Any], cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """``(rows of generations matching where, up to cap; whether more match)``: the database stops
+    counting at ``cap + 1`` rows instead of counting them all."""
+    [(count,)] = reader.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM generations WHERE {where} LIMIT ?) AS hits",
+                                [*params, cap + 1])
+    return min(int(count), cap), int(count) > cap
 
 
 def _page_bounds(limit: int, offset: int) -> tuple[int, int]:
@@ -62,8 +76,8 @@ def generations(reader: StoreReader, filters: Filters = EVERYTHING, *, sort: str
     rows = reader.query(
         f"SELECT {', '.join(LIST_COLUMNS)} FROM generations WHERE {where} "
         f"ORDER BY {expression} {direction}{nulls}, id {direction} LIMIT ? OFFSET ?", [*params, limit, offset])
-    [(total,)] = reader.execute(f"SELECT COUNT(*) FROM generations WHERE {where}", params)
-    return Page(rows, int(total), limit, offset)
+    total, capped = count_up_to(reader, where, params)
+    return Page(rows, total, limit, offset, capped)
 
 
 def generation(reader: StoreReader, generation_id: int) -> dict[str, Any] | None:

@@ -16,14 +16,16 @@ from several threads (queries take turns on its one connection); open one per th
 
 from __future__ import annotations
 
-import math
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from or_middleware.store import aggregates, listing
 from or_middleware.store.filters import EVERYTHING, Filters
+from or_middleware.store.percentiles import expression as percentile_expression
+from or_middleware.store.percentiles import register as register_percentiles
 from or_middleware.store.schema import SCHEMA_VERSION, NotAStoreError
 from or_middleware.store.sql import Engine, display_url, for_engine, is_postgres_url
 
@@ -44,6 +46,7 @@ class StoreReader:
         self.schema_version = version
         self.has_security_events = version >= 2
         self._lock = threading.Lock()
+        self._registered: set[tuple[int, ...]] = set()  # percentile aggregates given to a SQLite connection
 
     # -- raw queries --------------------------------------------------------------------------
 
@@ -68,39 +71,31 @@ class StoreReader:
             names = [column[0] for column in cursor.description or ()]
         return rows, names
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Queries inside see the same rows (SQLite: one read transaction; PostgreSQL runs each figure
+        in one statement already). Nested or inside the caller's own transaction: that one serves."""
+        if self.engine != "sqlite" or self._connection.in_transaction:
+            yield
+            return
+        self.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.execute("COMMIT")
+
     def binary_order(self, expression: str) -> str:
         """``expression`` compared byte by byte (the same order on both engines, whatever the locale)."""
         return expression if self.engine == "sqlite" else f'{expression} COLLATE "C"'
 
-    def percentile_rows(self, source: str, params: Sequence[Any],
-                        fractions: Sequence[float]) -> list[tuple[Any, Any, list[float | None]]]:
-        """``(b, k, [value per fraction])`` for each (b, k) group of ``source`` (columns b, k, x).
-
-        PERCENTILE_CONT: linear interpolation between the ranks around ``(n - 1) * fraction``.
-        """
-        if self.engine == "postgresql":
-            points = ", ".join(repr(float(f)) for f in fractions)
-            sql = (f"SELECT b, k, percentile_cont(ARRAY[{points}]::float8[]) WITHIN GROUP (ORDER BY x) "
-                   f"FROM ({source}) AS s GROUP BY b, k")
-            return [(b, k, [None if v is None else float(v) for v in values]) for b, k, values in
-                    self.execute(sql, params)]
-        picks = []
-        for f in fractions:
-            rank = f"CAST((n - 1) * {float(f)!r} AS INTEGER)"
-            picks += [f"MAX(CASE WHEN i = {rank} THEN x END)", f"MAX(CASE WHEN i = {rank} + 1 THEN x END)"]
-        sql = (f"SELECT b, k, MAX(n), {', '.join(picks)} FROM ("
-               "SELECT b, k, x, ROW_NUMBER() OVER (PARTITION BY b, k ORDER BY x) - 1 AS i, "
-               f"COUNT(*) OVER (PARTITION BY b, k) AS n FROM ({source})) GROUP BY b, k")
-        result = []
-        for b, k, n, *picked in self.execute(sql, params):
-            values: list[float | None] = []
-            for index, f in enumerate(fractions):
-                low, high = picked[2 * index], picked[2 * index + 1]
-                position = (n - 1) * f
-                fraction = position - math.floor(position)
-                values.append(float(low) if high is None or fraction == 0 else low + (high - low) * fraction)
-            result.append((b, k, values))
-        return result
+    def percentiles(self, column: str, points: Sequence[int]) -> str:
+        """SQL of an aggregate giving the percentiles ``points`` of ``column`` per group, read back with
+        :func:`or_middleware.store.percentiles.decode` (how they are computed: that module)."""
+        if self.engine == "sqlite" and tuple(points) not in self._registered:
+            with self._lock:
+                register_percentiles(self._connection, points)
+                self._registered.add(tuple(points))
+        return percentile_expression(self.engine, column, points)
 
     # -- figures (see aggregates.py) ----------------------------------------------------------
 

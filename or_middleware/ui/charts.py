@@ -1,9 +1,8 @@
 """Figures over time for the charts: buckets and percentiles computed in SQL, a few rows back per bucket.
 
-Percentiles over time use window functions: each bucket's values are ranked in SQL and only the
-two ranks around each wanted percentile come back, interpolated here with the formula of
-``statistics.quantiles(method="inclusive")`` (what ``report`` uses), so a bucket holding every
-call of the range gives exactly the report's figure.
+Percentiles over time are the store's percentile aggregates (:mod:`or_middleware.store.percentiles`,
+what ``report`` uses) grouped by bucket, so a bucket holding every call of the range gives exactly
+the report's figure.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from or_middleware.report.figures import NONE_KEY
+from or_middleware.store.percentiles import decode
 from or_middleware.ui.source import Reader
 
 OTHER_KEY = "(other)"
@@ -29,16 +29,6 @@ def bucket_width_ns(first_nano: int, last_nano: int) -> int:
     if step is None:  # years of data: whole days, as many as it takes
         step = 86_400 * math.ceil(span_s / MAX_BUCKETS / 86_400)
     return step * 1_000_000_000
-
-
-def interpolated(ranked: dict[int, float], n: int, p: int) -> float | None:
-    """The p-th inclusive percentile of n sorted values of which ``ranked`` holds the ranks needed."""
-    if n == 0:
-        return None
-    if n == 1:
-        return float(ranked[0])
-    j, delta = divmod(p * (n - 1), 100)
-    return (ranked[j] * (100 - delta) + ranked[j + 1] * delta) / 100
 
 
 def keyed(expression: str, keys: Sequence[str]) -> tuple[str, list[object]]:
@@ -69,19 +59,12 @@ def percentiles(reader: Reader, value: str, parts: Sequence[str], part_values: S
 
     ``part_values`` are the bound values of the ``parts`` expressions, ``values`` those of ``where``.
     """
-    partition = ", ".join(parts)
     selected = ", ".join(f"{part} AS part{i}" for i, part in enumerate(parts))
-    wanted = " OR ".join(f"r = (n - 1) * {p} / 100 OR r = (n - 1) * {p} / 100 + 1" for p in ps)
-    sql = (f"SELECT * FROM (SELECT {selected}, {value} AS v, "
-           f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {value}) - 1 AS r, "
-           f"COUNT(*) OVER (PARTITION BY {partition}) AS n "
-           f"FROM generations WHERE {where} AND {value} IS NOT NULL) AS ranked WHERE {wanted}")
-    ranks: dict[tuple[object, ...], dict[int, float]] = defaultdict(dict)
-    counts: dict[tuple[object, ...], int] = {}
-    for *part, v, r, n in reader.execute(sql, [*part_values, *part_values, *part_values, *values]):
-        ranks[tuple(part)][int(r)] = float(v)
-        counts[tuple(part)] = int(n)
-    return {part: {p: interpolated(ranks[part], counts[part], p) for p in ps} for part in ranks}
+    grouping = ", ".join(str(i + 1) for i in range(len(parts)))
+    sql = (f"SELECT {selected}, {reader.store.percentiles(value, ps)} FROM generations "
+           f"WHERE {where} GROUP BY {grouping}")
+    return {tuple(part): decode(found, ps) for *part, found in reader.execute(sql, [*part_values, *values])
+            if found is not None}
 
 
 def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, keys: Sequence[str],
@@ -91,12 +74,15 @@ def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, 
     key_sql, key_values = keyed(reader.dimension(by), keys)
     series = Series()
     buckets: dict[int, dict[str, tuple[float, ...]]] = defaultdict(dict)
+    p95 = reader.store.percentiles("duration_s", (95,))
+    p95_by: dict[tuple[int, str], float | None] = {}
     sql = (f"SELECT time_unix_nano / {width} AS b, {key_sql} AS k, COUNT(*), COALESCE(SUM(cost_usd), 0), "
            "COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0), "
-           "COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) "
-           f"FROM generations WHERE {where} GROUP BY b, k")
-    for b, k, calls, cost, tin, tout, errors in reader.execute(sql, [*key_values, *values]):
+           f"COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0), {p95} "
+           f"FROM generations WHERE {where} GROUP BY 1, 2")
+    for b, k, calls, cost, tin, tout, errors, latency in reader.execute(sql, [*key_values, *values]):
         buckets[int(b)][str(k)] = (int(calls), float(cost), int(tin), int(tout), int(errors))  # numeric -> numbers
+        p95_by[(int(b), str(k))] = decode(latency, (95,))[95]
     if not buckets:
         return series
     first, last = min(buckets), max(buckets)
@@ -113,7 +99,5 @@ def over_time(reader: Reader, *, where: str, values: Sequence[object], by: str, 
     bucket = f"time_unix_nano / {width}"
     overall = percentiles(reader, "duration_s", [bucket], [], where, values, (50, 95, 99))
     series.lines["latency"] = {f"p{p}": [overall.get((b,), {}).get(p) for b in order] for p in (50, 95, 99)}
-    grouped = percentiles(reader, "duration_s", [bucket, key_sql], key_values, where, values, (95,))
-    series.lines["latency_p95_by"] = {
-        name: [grouped.get((b, name), {}).get(95) for b in order] for name in names}
+    series.lines["latency_p95_by"] = {name: [p95_by.get((b, name)) for b in order] for name in names}
     return series

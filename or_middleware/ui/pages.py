@@ -34,13 +34,15 @@ def _params(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _pager(request: Request, paging: Paging, total: int | None = None, more: bool = False) -> dict[str, Any]:
-    """Links to the neighbouring pages; ``total`` when counted, else ``more``: a row beyond this page exists."""
+def _pager(request: Request, paging: Paging, total: int | None = None, more: bool = False,
+           capped: bool = False) -> dict[str, Any]:
+    """Links to the neighbouring pages; ``total`` when counted (``capped``: at least that many), else
+    ``more``: a row beyond this page exists."""
     params = _params(request)
-    last = None if total is None else max(1, -(-total // paging.size))
+    last = None if total is None or capped else max(1, -(-total // paging.size))
     has_next = paging.page < last if last is not None else more
     return {
-        "total": total, "page": paging.page, "last": last,
+        "total": total, "capped": capped, "page": paging.page, "last": last,
         "previous": link(request.url.path, {**params, "page": paging.page - 1}) if paging.page > 1 else None,
         "next": link(request.url.path, {**params, "page": paging.page + 1}) if has_next else None,
     }
@@ -76,12 +78,11 @@ def models(request: Request) -> HTMLResponse:
     time = TimeRange.parse(_params(request))
     with store_of(request).connect() as reader:
         usage = queries.overview(reader, time, "model")
-        throughput = queries.model_throughput(reader, time)
     rows = []
     for group in usage.groups:
         row = group.as_dict()
         row["cost_per_1k_output"] = group.cost_usd / group.output_tokens * 1000 if group.output_tokens else None
-        row["tokens_per_s"] = throughput.get(group.key or "")
+        row["tokens_per_s"] = group.output_tokens_per_s  # over the calls that produced output tokens
         rows.append(row)
     best = _best(rows, {"error_rate": min, "mean_cost_usd": min, "cost_per_1k_output": min, "latency_p50_s": min,
                         "latency_p95_s": min, "latency_p99_s": min, "ttfc_p50_s": min, "tokens_per_s": max})
@@ -103,15 +104,15 @@ def generations(request: Request) -> HTMLResponse:
     params = _params(request)
     found, paging = GenerationFilter.parse(params), Paging.parse(params)
     with store_of(request).connect() as reader:
-        total, rows = queries.generations_page(reader, found, paging)
+        page = queries.generations_page(reader, found, paging)
     sort_links = {
         name: link(request.url.path, {**params, "sort": name, "page": 1,
                                       "order": "asc" if paging.sort == name and paging.descending else "desc"})
         for name in SORTS
     }
-    return render(request, "generations.html", filter=found, filter_query=found.query(), paging=paging, rows=rows,
-                  pages=_pager(request, paging, total), sort_links=sort_links, page_sizes=PAGE_SIZES,
-                  since_choices=SINCE_CHOICES, params=params)
+    return render(request, "generations.html", filter=found, filter_query=found.query(), paging=paging,
+                  rows=page.rows, pages=_pager(request, paging, page.total, page.more, page.capped),
+                  sort_links=sort_links, page_sizes=PAGE_SIZES, since_choices=SINCE_CHOICES, params=params)
 
 
 def generation(request: Request) -> HTMLResponse:
@@ -191,7 +192,7 @@ def user(request: Request) -> HTMLResponse:
     only = GenerationFilter(time=time, text=(("user", user_id),))
     with store_of(request).connect() as reader:
         activity = queries.user_activity(reader, time, user_id)
-        _, recent = queries.generations_page(reader, only, Paging(size=20))
+        recent = queries.generations_page(reader, only, Paging(size=20)).rows
         user_sessions = queries.sessions_page(reader, time, Paging(size=20), user=user_id)[:20]
         signals = queries.security(reader, time, Paging(size=20), user=user_id)
         spend = queries.user_models(reader, time, user_id)

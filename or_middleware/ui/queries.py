@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from or_middleware.report.figures import GROUPINGS, NONE_KEY, UsageReport, usage_report
+from or_middleware.store.listing import count_up_to
 from or_middleware.ui.charts import MAX_SERIES, Series, over_time
 from or_middleware.ui.filters import GenerationFilter, Paging, TimeRange
 from or_middleware.ui.source import Reader
@@ -58,26 +59,23 @@ def overview_series(reader: Reader, time: TimeRange, by: str) -> Series:
     return over_time(reader, where=where, values=values, by=by, keys=keys, first_nano=bounds[0], last_nano=bounds[1])
 
 
-def model_throughput(reader: Reader, time: TimeRange) -> dict[str, float]:
-    """Output tokens per second of call, per model (calls that produced output tokens)."""
-    key = reader.dimension("model")
-    rows = reader.all(
-        f"SELECT {key}, SUM(output_tokens), SUM(duration_s) FROM generations "
-        "WHERE time_unix_nano >= ? AND output_tokens > 0 GROUP BY 1", [time.since_unix_nano])
-    # float(): PostgreSQL sums integers as numeric (Decimal)
-    return {(k if k not in (None, "") else NONE_KEY): float(tokens) / float(seconds)
-            for k, tokens, seconds in rows if seconds}
-
-
 # -- generations ----------------------------------------------------------------------------------
 
 
-def generations_page(reader: Reader, found: GenerationFilter, paging: Paging) -> tuple[int, list[Record]]:
+@dataclass
+class GenerationsPage:
+    rows: list[Record]
+    total: int  # matching rows, counted up to COUNT_CAP
+    capped: bool  # more than ``total`` match
+    more: bool  # a row beyond this page exists
+
+
+def generations_page(reader: Reader, found: GenerationFilter, paging: Paging) -> GenerationsPage:
     where, values = found.where(reader)
-    (total,) = reader.one(f"SELECT COUNT(*) FROM generations WHERE {where}", values) or (0,)
+    total, capped = count_up_to(reader.store, where, values)
     rows = _records(reader, f"SELECT {_LIST} FROM generations WHERE {where} ORDER BY {paging.order_by()} "
-                            "LIMIT ? OFFSET ?", [*values, paging.size, paging.offset])
-    return int(total), rows
+                            "LIMIT ? OFFSET ?", [*values, paging.size + 1, paging.offset])
+    return GenerationsPage(rows[:paging.size], total, capped, len(rows) > paging.size)
 
 
 def generation(reader: Reader, generation_id: int) -> Record | None:
@@ -112,10 +110,13 @@ _TRACE_SUMS = (
 )
 
 
-def _in_range(time: TimeRange, columns: str) -> tuple[str, list[object]]:
-    """The range's rows as a materialized CTE: grouping them then cannot pick an index (trace, user)
-    that walks the whole table instead of the time index's few rows."""
+def _in_range(time: TimeRange, columns: str, user: str | None = None) -> tuple[str, list[object]]:
+    """The range's rows (``user``'s only, when given) as a materialized CTE: grouping them then cannot
+    pick an index (trace, user) that walks the whole table instead of the time index's few rows."""
     where, values = time.where()
+    if user is not None:  # here, not after: the user's index finds their calls among a million
+        where += " AND user_id = ?"
+        values.append(user)
     return f"WITH picked AS MATERIALIZED (SELECT {columns} FROM generations WHERE {where}) ", values
 
 
@@ -147,15 +148,11 @@ _ACTIVITY_COLUMNS = "user_id, session_id, cost_usd, input_tokens, output_tokens,
 
 def sessions_page(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None) -> list[Record]:
     """Up to ``paging.size + 1`` sessions, latest activity first."""
-    cte, values = _in_range(time, _ACTIVITY_COLUMNS)
-    where, extra = "session_id IS NOT NULL", []
-    if user is not None:
-        where += " AND user_id = ?"
-        extra.append(user)
+    cte, values = _in_range(time, _ACTIVITY_COLUMNS, user)
     return _records(reader, f"{cte}SELECT session_id, MIN(user_id) AS user_id, COUNT(DISTINCT user_id) AS users, "
-                            f"{_ACTIVITY} FROM picked WHERE {where} GROUP BY session_id "
+                            f"{_ACTIVITY} FROM picked WHERE session_id IS NOT NULL GROUP BY session_id "
                             "ORDER BY last_seen DESC LIMIT ? OFFSET ?",
-                    [*values, *extra, paging.size + 1, paging.offset])
+                    [*values, paging.size + 1, paging.offset])
 
 
 def session(reader: Reader, session_id: str, limit: int = SESSION_CALLS) -> list[Record]:
