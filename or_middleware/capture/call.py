@@ -137,7 +137,7 @@ class LLMCall:
         self._end_lock = threading.Lock()
         self._ended = False
         self._token: object | None = None
-        self._last_byte = b""  # of the body bytes the consumer took so far
+        self._last_chunk = b""  # of the body chunks the consumer took so far (its last byte matters)
         self._encoded = False  # the body bytes we see are Content-Encoded
 
     # -- request ----------------------------------------------------------------------------
@@ -280,9 +280,9 @@ class LLMCall:
     def on_chunk(self, chunk: bytes) -> None:
         observer = self.observer
         if observer is not None and chunk:
-            self._last_byte = chunk[-1:]
+            self._last_chunk = chunk
             try:
-                observer.feed(chunk, time.perf_counter())
+                observer.feed(chunk)  # takes the time itself, only when it matters
             except Exception:
                 self.observer = None
                 log_once("response parsing")
@@ -314,10 +314,16 @@ class LLMCall:
         if self._ended:
             return
         record = self.record
-        if not record.completed and record.stream and self._last_byte in (b"\n", b"\r") and not self._encoded:
+        observer = self.observer
+        if observer is not None:
+            observer.settle()  # chunks held for a bulk scan: judged now, the record is current
+        last_byte = self._last_chunk[-1:]
+        if not record.completed and record.stream and last_byte in (b"\n", b"\r") and not self._encoded:
             # The consumer stopped after a whole line (a line reader at "data: [DONE]"): the
             # event those lines make is one it read, though its blank line was not yet taken.
-            self.on_chunk(b"\r\n" if self._last_byte == b"\r" else b"\n")
+            self.on_chunk(b"\r\n" if last_byte == b"\r" else b"\n")
+            if observer is not None:
+                observer.settle()
         if record.completed:
             self.on_eof()
             return

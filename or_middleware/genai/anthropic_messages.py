@@ -169,17 +169,15 @@ class AnthropicStreamReader(EventStreamReader):
     """Reads ``message_start`` .. ``message_stop``; keeps block text only when capturing."""
 
     end_marker = "message_stop"
+    # The deltas and block boundaries carry only content (and the first one's timing, taken
+    # before skipping starts); message_start/delta/stop, ping and error are read.
+    routine_events = _ROUTINE_EVENTS
 
     def __init__(self, record: GenerationRecord, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> None:
         super().__init__(record, max_content_chars=max_content_chars)
         self._usage = _Usage()
         self._blocks: dict[int, _BlockState] = {}
         self._stop_reason: str | None = None
-
-    def is_routine(self, event: str | None, data: str) -> bool:
-        # Named events: the deltas and block boundaries carry only content (and the first
-        # one's timing, already taken); message_delta/stop, ping and error are read.
-        return event in _ROUTINE_EVENTS
 
     def handle(self, event: str | None, payload: Mapping[str, Any], now: float) -> None:
         record = self._record

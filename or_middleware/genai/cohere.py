@@ -102,14 +102,12 @@ def _read_messages(messages: object, record: GenerationRecord) -> None:
 
 class CohereStreamReader(EventStreamReader):
     end_marker = "message-end"
+    routine_events = _ROUTINE
 
     def __init__(self, record: GenerationRecord, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> None:
         super().__init__(record, max_content_chars=max_content_chars)
         self._text = CappedText(self._budget)
         self._calls: dict[int, list[Any]] = {}  # index -> [id, name, CappedText arguments]
-
-    def is_routine(self, event: str | None, data: str) -> bool:
-        return event in _ROUTINE
 
     def handle(self, event: str | None, payload: Mapping[str, Any], now: float) -> None:
         record = self._record

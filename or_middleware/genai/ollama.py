@@ -61,6 +61,7 @@ def _tool_calls(msg: Mapping[str, Any]) -> list[dict[str, Any]]:
 class OllamaStreamReader(EventStreamReader):
     end_marker = '"done": true'
     fact_keys = ('"error"',)
+    routine_values = (('"done"', "false"),)  # the last chunk ("done": true) carries the usage
 
     def __init__(self, record: GenerationRecord, fmt: OllamaFormat, max_content_chars: int) -> None:
         super().__init__(record, max_content_chars=max_content_chars)
@@ -68,9 +69,6 @@ class OllamaStreamReader(EventStreamReader):
         self._text = CappedText(self._budget)
         self._thinking = CappedText(self._budget)
         self._calls: list[dict[str, Any]] = []
-
-    def is_routine(self, event: str | None, data: str) -> bool:
-        return '"done":true' not in data and '"done": true' not in data and super().is_routine(event, data)
 
     def handle(self, event: str | None, chunk: Mapping[str, Any], now: float) -> None:
         self._record.chunk_count += 1

@@ -189,14 +189,13 @@ class ResponsesStreamReader(EventStreamReader):
     """Reads the Responses event stream; keeps text per output item only when capturing."""
 
     end_marker = "response.completed"
+    # Named events: deltas, their .done twins and part/item boundaries carry content only.
+    routine_events: frozenset[str] = frozenset()
+    routine_prefixes = _ROUTINE_PREFIXES
 
     def __init__(self, record: GenerationRecord, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS) -> None:
         super().__init__(record, max_content_chars=max_content_chars)
         self._items: dict[int, _ItemState] = {}
-
-    def is_routine(self, event: str | None, data: str) -> bool:
-        # Named events: deltas, their .done twins and part/item boundaries carry content only.
-        return event is not None and event.startswith(_ROUTINE_PREFIXES)
 
     def handle(self, event: str | None, payload: Mapping[str, Any], now: float) -> None:
         record = self._record

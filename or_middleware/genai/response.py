@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from or_middleware.genai.content import DEFAULT_MAX_CONTENT_CHARS
 from or_middleware.genai.decoding import ContentDecoder, UnsupportedEncoding, decoder_for
 from or_middleware.genai.formats import StreamReader, WireFormat
-from or_middleware.genai.framing import JSONArrayDecoder, NDJSONDecoder, decoder_for_framing
 from or_middleware.genai.record import GenerationRecord
-from or_middleware.genai.sse import SSEDecoder
+from or_middleware.genai.scanning import BATCH_BUDGET, CHUNK_OVERHEAD, EventScanner
 
 __all__ = ["DEFAULT_MAX_DECODED_BYTES", "DEFAULT_MAX_JSON_BYTES", "ResponseObserver"]
 
@@ -87,8 +87,14 @@ class ResponseObserver:
         self._body: bytearray | None = bytearray()
         self._head: bytes | None = None  # first bytes of an oversized body
         self._tail: bytearray | None = None  # last bytes of an oversized body
-        self._sse: SSEDecoder | NDJSONDecoder | JSONArrayDecoder | None = None
         self._reader: StreamReader | None = None
+        self._scanner: EventScanner | None = None
+        # Chunks held for a bulk scan (a stream whose reader skips routine events): a plain
+        # list and a byte count, the cheapest per-chunk path there is; see genai/scanning.py.
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._holding = False  # decoded bytes go to the batch (the scanner is ready)
+        self._batching = False  # the same, for raw chunks in feed (no content decoder)
         self._decoder: ContentDecoder | None = None
         self._active = True  # still parsing
         self._done = False  # finish/abandon already ran
@@ -106,17 +112,27 @@ class ResponseObserver:
         if framing is not None:
             record.stream = True
             self._body = None
-            self._sse = SSEDecoder() if framing == "sse" else decoder_for_framing(framing)
             try:
                 self._reader = fmt.stream_reader(record, max_content_chars=max_content_chars)
+                self._scanner = EventScanner(framing, self._reader)
             except Exception:
                 self._parse_error()
 
     # --- the app-facing path: never raises -------------------------------------------------
 
-    def feed(self, chunk: bytes, now: float) -> None:
+    def feed(self, chunk: bytes, now: float | None = None) -> None:
+        """One chunk as the app read it; ``now`` is time.perf_counter() (taken here when None,
+        and only when it can matter: chunks held for a bulk scan need no time)."""
+        if self._batching:  # the hot path of a long stream: hold the chunk, nothing else
+            self._batch.append(chunk)
+            self._batched += len(chunk) + CHUNK_OVERHEAD
+            if self._batched > BATCH_BUDGET:
+                self._scan_batch(time.perf_counter())
+            return
         if not self._active or not chunk:
             return
+        if now is None:
+            now = time.perf_counter()
         try:
             if self._decoder is None:
                 self._consume(chunk, now)
@@ -128,10 +144,17 @@ class ResponseObserver:
         except Exception:
             self._parse_error()
 
+    def settle(self, now: float | None = None) -> None:
+        """Judge the chunks held for a bulk scan now, so the record is up to date (before the
+        caller reads ``completed`` or ``finish_reasons`` mid-stream). Never raises."""
+        if self._batch:
+            self._scan_batch(time.perf_counter() if now is None else now)
+
     def finish(self, now: float) -> None:
         """The body ended normally (the upstream closed it after the last byte)."""
         if self._done:
             return
+        self.settle(now)
         self._done = True
         try:
             if self._active and self._decoder is not None:
@@ -140,7 +163,7 @@ class ResponseObserver:
                 except _DecodedLimit:
                     self._stop()
                     self._record.set_error("decompression_limit", "decoded response exceeded the parse limit")
-            if self._sse is not None:
+            if self._scanner is not None:
                 self._finish_stream(now)
             elif self._active and self._tail is not None:
                 self._finish_oversized()
@@ -167,11 +190,12 @@ class ResponseObserver:
         """
         if self._done:
             return
+        self.settle(now)
         self._done = True
         try:
             if error_type:
                 self._record.set_error(error_type, message)
-            if self._sse is not None:
+            if self._scanner is not None:
                 if self._reader is not None and self.skipped_reason is None:
                     self._reader.finalize()
             elif self._active and self._body:
@@ -196,12 +220,19 @@ class ResponseObserver:
         self._consume(data, now)
 
     def _consume(self, data: bytes, now: float) -> None:
-        if self._sse is not None:
-            reader = self._reader
-            if reader is None:
+        scanner = self._scanner
+        if scanner is not None:
+            if self._holding:  # a content-encoded body: its decoder's output is held
+                self._hold(data, now)
                 return
-            for event in self._sse.feed(data):
-                reader.on_event(event.event, event.data, now)
+            rest = scanner.feed(data, now)
+            if scanner.ready:
+                # The reader skips routine events and the decoder sits at an event boundary:
+                # from here on chunks are held and judged in bulk.
+                self._holding = True
+                self._batching = self._decoder is None
+                if rest:
+                    self._hold(rest, now)
         elif self._tail is not None:
             # Past the limit: keep only a rolling window of the last bytes.
             tail = self._tail
@@ -224,13 +255,33 @@ class ResponseObserver:
                 self._body = None
                 self._active = False
 
+    def _hold(self, data: bytes, now: float) -> None:
+        self._batch.append(data)
+        self._batched += len(data) + CHUNK_OVERHEAD
+        if self._batched > BATCH_BUDGET:
+            self._scan_batch(now)
+
+    def _scan_batch(self, now: float) -> None:
+        """Hand the held chunks to the scanner as one run; never raises (app's I/O path)."""
+        batch, self._batch, self._batched = self._batch, [], 0
+        self._holding = self._batching = False
+        scanner = self._scanner
+        if scanner is None or not self._active:
+            return
+        try:
+            scanner.scan(batch[0] if len(batch) == 1 else b"".join(batch), now)
+            self._holding = scanner.ready
+            self._batching = self._holding and self._decoder is None
+        except Exception:
+            self._parse_error()
+
     def _finish_stream(self, now: float) -> None:
         reader = self._reader
         if reader is None or self.skipped_reason is not None:
             return
-        if self._active and self._sse is not None:
-            for event in self._sse.flush():
-                reader.on_event(event.event, event.data, now)
+        if self._active and self._scanner is not None:
+            self.settle(now)  # what the content decoder's flush just added
+            self._scanner.flush(now)
         reader.on_end()
 
     def _finish_json(self) -> None:
@@ -275,6 +326,9 @@ class ResponseObserver:
 
     def _stop(self) -> None:
         self._active = False
+        self._holding = self._batching = False
+        self._batch = []
+        self._batched = 0
         self._body = None
         self._head = self._tail = None
 

@@ -1,0 +1,266 @@
+"""The byte-level fast path (genai/scanning.py) gives the record the exact path gives.
+
+Reference: the framing decoder and the reader's ``on_event`` for every event (the exact path,
+with its per-event lazy checks). Subject: the response observer, which holds chunks once the
+reader skips and counts runs of routine events from their bytes. Streams are fixtures made long
+(a routine event repeated), and hostile streams: fake markers in content, facts mid-stream,
+unusual SSE spellings, line endings, garbage; each cut into chunks in many ways.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+
+import pytest
+
+from or_middleware.genai.framing import decoder_for_framing
+from or_middleware.genai.record import GenerationRecord
+from or_middleware.genai.registry import format_for
+from or_middleware.genai.response import ResponseObserver
+from or_middleware.genai.scanning import BATCH_BUDGET, CHUNK_OVERHEAD
+from or_middleware.genai.sse import SSEDecoder
+from or_middleware.genai.stream import EventStreamReader
+from tests.genai.genai_testing import fixture_bytes
+
+CHAT = format_for("openai", "/v1/chat/completions")
+TIMING = frozenset({"started_at", "time_to_first_chunk"})
+
+
+def exact(fmt, raw: bytes, framing: str = "sse") -> dict:  # type: ignore[no-untyped-def]
+    """The record of the exact path: every event decoded and handed to the reader."""
+    record = GenerationRecord(provider="openai", operation=fmt.operation, stream=True, status_code=200)
+    reader = fmt.stream_reader(record)
+    decoder = SSEDecoder() if framing == "sse" else decoder_for_framing(framing)
+    for event in [*decoder.feed(raw), *decoder.flush()]:
+        reader.on_event(event.event, event.data, 1.0)
+    reader.on_end()
+    return comparable(record)
+
+
+def observed(fmt, chunks: list[bytes], content_type: str = "text/event-stream") -> dict:  # type: ignore[no-untyped-def]
+    record = GenerationRecord(provider="openai", operation=fmt.operation, stream=True)
+    observer = ResponseObserver(fmt, record, status_code=200, content_type=content_type)
+    for chunk in chunks:
+        observer.feed(chunk, 1.0)
+    observer.finish(2.0)
+    return comparable(record)
+
+
+def comparable(record: GenerationRecord) -> dict:
+    return {k: v for k, v in dataclasses.asdict(record).items() if k not in TIMING}
+
+
+def events_of(raw: bytes) -> list[bytes]:
+    return [piece for piece in re.split(rb"(?<=\n\n)|(?<=\r\n\r\n)", raw) if piece]
+
+
+def cuttings(raw: bytes, seed: int = 0) -> list[list[bytes]]:
+    """Whole, one event per chunk, 1-byte chunks, and random cuts."""
+    rng = random.Random(seed)
+    out = [[raw], events_of(raw), [raw[i : i + 1] for i in range(len(raw))]]
+    for _ in range(4):
+        points = sorted(rng.sample(range(1, len(raw)), min(len(raw) - 1, rng.randint(1, 60))))
+        out.append([raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)])
+    return out
+
+
+def chat_event(content: str = "x", **fields) -> bytes:  # type: ignore[no-untyped-def]
+    choice = {"index": 0, "delta": {"content": content}, "finish_reason": None}
+    choice.update(fields.pop("choice", {}))
+    body = {"id": "c1", "object": "chat.completion.chunk", "model": "m", "choices": [choice], "usage": None}
+    body.update(fields)
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+def chat_stream(middle: list[bytes], routine: int = 40) -> bytes:
+    head = [chat_event("", choice={"delta": {"role": "assistant", "content": ""}}), chat_event("Hi")]
+    body = [chat_event(f" w{i}") for i in range(routine)]
+    half = len(body) // 2
+    tail = [
+        chat_event("", choice={"delta": {}, "finish_reason": "stop"}),
+        chat_event("", choices=[], usage={"prompt_tokens": 3, "completion_tokens": 42, "total_tokens": 45}),
+        b"data: [DONE]\n\n",
+    ]
+    return b"".join([*head, *body[:half], *middle, *body[half:], *tail])
+
+
+# --- fixtures made long --------------------------------------------------------------------
+
+LONG_FIXTURES = {
+    "openai_chat_stream_usage.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
+    "openai_chat_stream_no_usage_crlf.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
+    "openai_chat_stream_tool_calls.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
+    "openai_chat_stream_n2.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
+    "groq_chat_stream_x_groq.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
+    "anthropic_stream_text.sse": ("/v1/messages", "sse", "text/event-stream"),
+    "anthropic_stream_error.sse": ("/v1/messages", "sse", "text/event-stream"),
+    "openai_responses_stream_failed.sse": ("/v1/responses", "sse", "text/event-stream"),
+    "cohere_chat_stream_text.sse": ("/v2/chat", "sse", "text/event-stream"),
+    "gemini_stream_text.sse": ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", "sse", "text/event-stream"),
+    "ollama_chat_stream_text.ndjson": ("/api/chat", "ndjson", "application/x-ndjson"),
+    "ollama_chat_stream_error.ndjson": ("/api/chat", "ndjson", "application/x-ndjson"),
+}
+
+
+def lengthen(raw: bytes, framing: str, times: int = 150) -> bytes:
+    """Repeat the last event that is a content delta (a routine event) ``times`` times."""
+    pieces = re.split(rb"(?<=\n)", raw) if framing == "ndjson" else events_of(raw)
+    routine = [
+        i
+        for i, piece in enumerate(pieces)
+        if b"content_block_delta" in piece
+        or b"output_text.delta" in piece
+        or b"content-delta" in piece
+        or (b'"content":"' in piece and b"finish_reason" in piece and b'"finish_reason":null' in piece)
+        or (b'"done":false' in piece)
+    ]
+    i = routine[-1] if routine else 1  # Gemini: every chunk carries usage, none is routine
+    return b"".join([*pieces[:i], *[pieces[i]] * times, *pieces[i:]])
+
+
+@pytest.mark.parametrize("name", sorted(LONG_FIXTURES))
+def test_long_fixture_streams_read_the_same_through_the_fast_path(name: str) -> None:
+    path, framing, content_type = LONG_FIXTURES[name]
+    fmt = format_for("openai", path)
+    assert fmt is not None
+    raw = lengthen(fixture_bytes(name), framing)
+    expected = exact(fmt, raw, framing)
+    assert expected["chunk_count"] > 150
+    for chunks in cuttings(raw):
+        assert observed(fmt, chunks, content_type) == expected
+
+
+def test_the_fast_path_is_taken_routine_events_are_not_handed_to_the_reader(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls = []
+    original = EventStreamReader.on_event
+
+    def counting(self, event, data, now):  # type: ignore[no-untyped-def]
+        calls.append(data[:20])
+        original(self, event, data, now)
+
+    monkeypatch.setattr(EventStreamReader, "on_event", counting)
+    raw = chat_stream([], routine=200)
+    record = observed(CHAT, events_of(raw))
+    assert record["chunk_count"] == 204 and record["finish_reasons"] == ["stop"] and record["output_tokens"] == 42
+    assert record["completed"] is True
+    assert len(calls) <= 6  # the first two (time to first chunk) and the last three, not 205
+
+
+# --- hostile upstreams ---------------------------------------------------------------------
+
+HOSTILE = {
+    "fake markers inside content": [
+        chat_event('"finish_reason":"stop"'),
+        chat_event('\\"usage\\":{\\"total_tokens\\":9}'),
+        chat_event('data: [DONE]\n\nevent: error\n\n"error":{}'),
+    ],
+    "a finish reason mid-stream (second choice)": [chat_event("", choice={"index": 1, "finish_reason": "length"})],
+    "an error chunk mid-stream": [chat_event("", error={"message": "upstream died", "code": 502})],
+    "a named error event": [b'event: error\ndata: {"message":"overloaded"}\n\n'],
+    "usage mid-stream": [chat_event("", usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2})],
+    "spaces after colons": [b'data: {"choices":[{"index":0,"delta":{},"finish_reason": "tool_calls"}]}\n\n'],
+    "no space after data:": [b'data:{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'],
+    "two spaces after data:": [b'data:  {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'],
+    "comments and keep-alives": [b": OPENROUTER PROCESSING\n\n", b":\n\n", b"id: 7\nretry: 10\n\n"],
+    "multi-line data": [b'data: {"choices":[{"index":0,"delta":{},\ndata: "finish_reason":"stop"}]}\n\n'],
+    "CR line endings": [b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\r\r'],
+    "CRLF events between LF ones": [chat_event("a").replace(b"\n", b"\r\n"), chat_event("b")],
+    "an early [DONE]": [b"data: [DONE]\n\n"],
+    "garbage bytes": [b"\xff\xfe\x00garbage\n\n", b"data: {not json\n\n", b"data: {\xc3\x28}\n\n"],
+    "a key spelled with a null-looking value": [chat_event("", choice={"finish_reason": "nullish"})],
+    "a huge single event": [chat_event("y" * (BATCH_BUDGET + 1000), choice={"finish_reason": "length"})],
+    "blank lines between events": [b"\n\n\n\n", chat_event("z")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_streams_read_the_same_through_the_fast_path(case: str) -> None:
+    raw = chat_stream(HOSTILE[case])
+    expected = exact(CHAT, raw)
+    for chunks in cuttings(raw, seed=len(case)):
+        assert observed(CHAT, chunks) == expected, case
+
+
+def test_a_finish_marker_split_at_every_byte_offset_is_found() -> None:
+    """Two chunks, cut at every offset of the stream: the facts and the count never change."""
+    raw = chat_stream([chat_event("", choice={"index": 1, "finish_reason": "length"})], routine=8)
+    expected = exact(CHAT, raw)
+    assert expected["finish_reasons"] == ["stop", "length"]
+    for i in range(1, len(raw)):
+        assert observed(CHAT, [raw[:i], raw[i:]]) == expected, i
+
+
+def test_every_byte_offset_after_the_fast_path_engaged() -> None:
+    """Three chunks: the first ones engage the fast path, then a cut at every offset of the rest."""
+    head = chat_stream([], routine=0)[:0]
+    raw = chat_stream([chat_event("", error={"message": "boom"})], routine=6)
+    first = b"".join(events_of(raw)[:3])
+    rest = raw[len(first) :]
+    expected = exact(CHAT, raw)
+    assert expected["error_type"] is not None
+    for i in range(len(rest) + 1):
+        assert observed(CHAT, [head + first, rest[:i], rest[i:]]) == expected, i
+
+
+def test_held_chunks_are_bounded_in_bytes_and_in_count() -> None:
+    """Many 1-byte chunks, then large ones: what the observer holds stays under its budget."""
+    raw = chat_stream([], routine=3000)
+    record = GenerationRecord(provider="openai", operation="chat", stream=True)
+    observer = ResponseObserver(CHAT, record, status_code=200, content_type="text/event-stream")
+    most = 0
+    for i in range(len(raw)):
+        observer.feed(raw[i : i + 1], 1.0)
+        most = max(most, len(observer._batch))
+    observer.finish(2.0)
+    assert most <= BATCH_BUDGET // CHUNK_OVERHEAD + 1
+    assert record.chunk_count == exact(CHAT, raw)["chunk_count"]
+    assert record.finish_reasons == ["stop"]
+
+
+def test_closing_mid_stream_sees_the_facts_of_held_chunks() -> None:
+    """A consumer that closes after the finish chunk: settle() judges what was held first."""
+    raw = chat_stream([], routine=20)
+    events = events_of(raw)
+    record = GenerationRecord(provider="openai", operation="chat", stream=True)
+    observer = ResponseObserver(CHAT, record, status_code=200, content_type="text/event-stream")
+    for event in events[:-2]:  # up to the finish chunk; usage and [DONE] not read
+        observer.feed(event, 1.0)
+    observer.settle()
+    assert record.finish_reasons == ["stop"] and record.chunk_count == len(events) - 2
+    assert not record.completed
+    observer.feed(events[-2], 1.0)
+    observer.feed(events[-1], 1.0)
+    observer.settle()
+    assert record.completed and record.output_tokens == 42
+
+
+def test_content_capture_decodes_every_event() -> None:
+    raw = chat_stream([], routine=30)
+    record = GenerationRecord(provider="openai", operation="chat", stream=True, capture_content=True)
+    observer = ResponseObserver(CHAT, record, status_code=200, content_type="text/event-stream")
+    for event in events_of(raw):
+        observer.feed(event, 1.0)
+    observer.finish(2.0)
+    assert record.output_messages is not None
+    text = record.output_messages[0]["parts"][0]["content"]
+    assert text == "Hi" + "".join(f" w{i}" for i in range(30))
+
+
+def test_gzip_streams_use_the_fast_path_too() -> None:
+    import zlib
+
+    raw = chat_stream([chat_event("", error={"message": "late"})], routine=120)
+    compressor = zlib.compressobj(wbits=31)
+    chunks = [compressor.compress(event) + compressor.flush(zlib.Z_SYNC_FLUSH) for event in events_of(raw)]
+    chunks.append(compressor.flush())
+    record = GenerationRecord(provider="openai", operation="chat", stream=True)
+    observer = ResponseObserver(
+        CHAT, record, status_code=200, content_type="text/event-stream", content_encoding="gzip"
+    )
+    for chunk in chunks:
+        observer.feed(chunk, 1.0)
+    observer.finish(2.0)
+    assert comparable(record) == exact(CHAT, raw)
