@@ -30,11 +30,14 @@ def prompt_fields(body: Mapping[str, Any]) -> PromptFields | None:
     return fields or None
 
 
+# json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str), made once
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def prompt_sha256(fields: PromptFields) -> str:
     """Hex SHA-256 of the prompt as canonical JSON: the same prompt gives the same hash whatever
     the model, parameters, key order or SDK that sent it."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(fields).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _texts(node: Any) -> Iterator[str]:
@@ -43,7 +46,7 @@ def _texts(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _texts(item)
-    elif isinstance(node, Mapping):
+    elif isinstance(node, dict | Mapping):  # a parsed body holds dicts: the ABC check only for others
         for key in _TEXT_KEYS:
             if key in node:
                 yield from _texts(node[key])

@@ -71,6 +71,20 @@ INJECTION_PHRASES: tuple[InjectionPhrase, ...] = (
 )
 
 
+# Words every phrasing above needs, at least one per pattern alternative (on normalised text): a
+# text holding none of them cannot match, and is told so by one scan of literals (linear) instead of
+# six pattern searches. tests/test_security.py checks each alternative's words against its pattern.
+_NEEDED_WORDS = (
+    "ignore", "disregard", "forget", "override",  # ignore_instructions; fake_instructions' override
+    "system", "instructions", "prompt",  # reveal_system_prompt; fake_instructions
+    "you are", "anything now", " mode",  # jailbreak_persona
+    " no ",  # no_restrictions
+    "end of ",  # fake_instructions
+    "<|", "<<sys>>", "[inst]", "[/inst]",  # chat_template_tokens
+)
+_MAY_MATCH = re.compile("|".join(re.escape(word) for word in _NEEDED_WORDS))
+
+
 def normalise(text: str) -> str:
     return " ".join(text.casefold().translate(_ZERO_WIDTH).split())
 
@@ -87,6 +101,8 @@ def find_injection(texts: Iterable[str]) -> InjectionMatch | None:
         if not text:
             continue
         normal = normalise(text)
+        if _MAY_MATCH.search(normal) is None:
+            continue
         for phrase in INJECTION_PHRASES:
             match = phrase.pattern.search(normal)
             if match is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+from bisect import bisect_left, insort
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -33,19 +33,31 @@ class BoundedMap(Generic[K, V]):
 
 
 class RollingMedian:
-    """Median of the last ``size`` values."""
+    """Median of the last ``size`` values (``statistics.median``'s), read once per call: the values
+    are also kept sorted, so it is read in O(1) instead of sorting the window every time."""
 
     def __init__(self, size: int) -> None:
-        self._values: deque[float] = deque(maxlen=size)
+        self._size = size
+        self._values: deque[float] = deque()  # arrival order: the oldest leaves first
+        self._sorted: list[float] = []
 
     def __len__(self) -> int:
         return len(self._values)
 
     def add(self, value: float) -> None:
+        if len(self._values) >= self._size:
+            oldest = self._values.popleft()
+            del self._sorted[bisect_left(self._sorted, oldest)]
         self._values.append(value)
+        insort(self._sorted, value)
 
     def median(self) -> float | None:
-        return statistics.median(self._values) if self._values else None
+        values = self._sorted
+        n = len(values)
+        if not n:
+            return None
+        middle = n // 2
+        return values[middle] if n % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 class WindowCount:
