@@ -76,7 +76,8 @@ class TracingRuntime:
         resource = Resource.create({"service.name": settings.resolved_service_name})
         self.tracer_provider = TracerProvider(resource=resource, active_span_processor=ContainedProcessors())
         destinations = settings.destination_settings()
-        self.pipelines: list[DestinationPipeline] = [build_pipeline(dest, settings) for dest in destinations]
+        shared: dict[tuple[object, ...], Any] = {}  # destinations configured alike prepare each span once
+        self.pipelines: list[DestinationPipeline] = [build_pipeline(dest, settings, shared) for dest in destinations]
         # Metrics on a MeterProvider of our own (never the global one); None when no destination takes them.
         self.metrics = build_metrics(settings, resource)
         security = settings.security

@@ -45,7 +45,7 @@ from or_middleware.export.credentials import CredentialSafeTransport
 from or_middleware.export.delivery import WireDelivery
 from or_middleware.export.draft import DraftTransform, SpanDraft, is_genai_span
 from or_middleware.export.pipeline import DestinationPipeline
-from or_middleware.export.preparation import SpanPreparation
+from or_middleware.export.preparation import SharedTransforms, SpanPreparation
 from or_middleware.export.privacy import ContentRedaction, CredentialScrubber, PrivacyAllowlist, detach_from_parent
 from or_middleware.export.redaction import PIIRedactor
 from or_middleware.export.selection import SpanSelection
@@ -348,35 +348,53 @@ class ResourceAttributes:
 
 
 def build_preparation(dest: DestinationSettings, settings: Settings, target: WireTarget | None,
-                      content_events: ContentToEvent | None = None) -> SpanPreparation:
+                      content_events: ContentToEvent | None = None,
+                      shared: dict[tuple[object, ...], SharedTransforms] | None = None) -> SpanPreparation:
+    """The destination's preparation. With ``shared`` (one dict per runtime), destinations whose
+    transforms are configured alike and keep no state share them (export/preparation.py)."""
     transforms: list[DraftTransform] = []
+    key: list[object] | None = []  # what makes the chain what it is; None: it keeps state, not shared
     if dest.span_scope == "genai":
         transforms.append(detach_from_parent)
+        key.append("detach")
     if settings.privacy_for(dest):  # before the dialect: it derives its attributes from allowed ones only
         transforms.append(PrivacyAllowlist())
+        key.append("privacy")
     elif settings.redacts_pii_for(dest):
         transforms.append(ContentRedaction(PIIRedactor(settings.pii_patterns, settings.pii_phone_region)))
+        key.append(("redact", repr(settings.pii_patterns), settings.pii_phone_region))
     if target is not None and target.resource:
         transforms.append(ResourceAttributes(target.resource))
+        key.append(("resource", tuple(sorted(target.resource.items()))))
     semconv = genai_semconv()
     if semconv.latest and target is not None and target.protocol != "posthog":  # OTLP wire destinations
         transforms.append(LatestAttributeNames(semconv))
+        key.append(("latest", semconv.current))
     if content_events is not None:  # CONTENT=event: after privacy and PII, before the dialect
         transforms.append(content_events)
+        key = None  # collects events for its own destination
     if dest.resolved_dialect != "semconv" and (target is None or target.protocol != "posthog"):
-        from or_middleware.export.dialects import dialect_for
+        from or_middleware.export.dialects import DIALECTS, dialect_for
 
-        transforms.append(dialect_for(dest.resolved_dialect, privacy=settings.privacy_for(dest)))
+        dialect = dialect_for(dest.resolved_dialect, privacy=settings.privacy_for(dest))
+        transforms.append(dialect)
+        stateless = dialect is DIALECTS.get(dest.resolved_dialect)  # root-filling ones remember traces
+        key = [*key, ("dialect", dest.resolved_dialect)] if key is not None and stateless else None
     transforms.append(CredentialScrubber())
     selection = SpanSelection(dest.filter, dest.sample_rate, llm_traces_only=dest.span_scope == "traces")
-    return SpanPreparation(selection, transforms)
+    if shared is None or key is None:
+        return SpanPreparation(selection, transforms)
+    chain = shared.setdefault(tuple(key), SharedTransforms(transforms))
+    chain.consumers += 1
+    return SpanPreparation(selection, chain)
 
 
 def _any_span(span: ReadableSpan) -> bool:
     return True
 
 
-def build_pipeline(dest: DestinationSettings, settings: Settings) -> DestinationPipeline:
+def build_pipeline(dest: DestinationSettings, settings: Settings,
+                   shared: dict[tuple[object, ...], SharedTransforms] | None = None) -> DestinationPipeline:
     target = wire_target(dest, settings)
     stats = PipelineStats()
     drops = DropCounter(dest.name, stats)
@@ -392,7 +410,7 @@ def build_pipeline(dest: DestinationSettings, settings: Settings) -> Destination
         stats=stats,
         drops=drops,
         accepts=is_genai_span if dest.span_scope == "genai" else _any_span,
-        preparation=build_preparation(dest, settings, target, content_events),
+        preparation=build_preparation(dest, settings, target, content_events, shared),
         max_queue_size=dest.max_queue_size,
         schedule_delay_s=dest.schedule_delay_ms / 1000,
     )
