@@ -36,8 +36,11 @@ CONTENDERS: dict[str, tuple[str, bool]] = {
     "openinference": ("OTel ASGI + openinference-instrumentation-openai", True),
 }
 
-# P4: or_middleware with an OTLP destination in a given state (see benchmarks.sinks).
-P4_VARIANTS = ("healthy", "blackhole", "slow")
+# P4: or_middleware with an OTLP destination in a given state (see benchmarks.sinks); each variant's
+# sink kind: "healthy" is the same OTLP exporter against a sink that answers at once. "in-process"
+# (no sink: the counting exporter, SPANS=genai) was the baseline before; kept for reference.
+P4_VARIANTS = ("healthy", "blackhole", "slow", "in-process")
+P4_SINKS = {"healthy": "ok", "blackhole": "blackhole", "slow": "slow", "in-process": ""}
 
 CHUNKS_HEADER = "x-fake-chunks"
 DELAY_HEADER = "x-fake-chunk-delay-ms"
@@ -191,10 +194,10 @@ def _or_middleware(
 
     register_preset(BenchNullDestination)
     EXPORTER_FACTORIES["benchnull"] = lambda dest: exporter
-    if variant == "healthy":
+    if not sink:
         destination: DestinationSettings = BenchNullDestination(privacy_mode=privacy, spans=spans)
     else:
-        # A real OTLP/HTTP exporter against a sink that never answers or answers late.
+        # A real OTLP/HTTP exporter against a sink (P4: answers at once, never, or late).
         destination = OtlpDestination(endpoint=sink, privacy_mode=privacy, timeout=10.0, spans=spans)
     settings = Settings(
         service_name="bench",
@@ -204,7 +207,7 @@ def _or_middleware(
     traced = LLMTracingMiddleware(app, settings=settings)
 
     def flush() -> None:
-        if variant == "healthy":
+        if not sink:
             or_middleware.force_flush(10_000)
 
     def counts() -> dict[str, int]:
@@ -242,7 +245,7 @@ def instrument(name: str, upstream: str, *, variant: str = "healthy", sink: str 
     if name.startswith("or_middleware"):
         app = build_app(upstream)
         # P4 (a real OTLP destination, blackholed or slow) takes every span: /plain makes spans too.
-        spans = "all" if name == "or_middleware-all" or variant != "healthy" else "genai"
+        spans = "all" if name == "or_middleware-all" or sink else "genai"
         return _or_middleware(app, upstream, privacy=name != "or_middleware-content", spans=spans, variant=variant,
                               sink=sink)
     if name == "bare":

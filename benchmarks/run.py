@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders import CONTENDERS, P4_VARIANTS
+from benchmarks.contenders import CONTENDERS, P4_SINKS, P4_VARIANTS
 from benchmarks.load import percentile, run_requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -293,8 +293,9 @@ def run_p4(upstream_port: int, plan: Plan) -> dict[str, Any]:
 
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in P4_VARIANTS}
     stats: dict[str, Any] = {}
-    with sink_for("blackhole") as blackhole, sink_for("slow") as slow:
-        sinks = {"healthy": "", "blackhole": blackhole, "slow": slow}
+    with contextlib.ExitStack() as stack:
+        sinks = {variant: stack.enter_context(sink_for(kind)) if kind else "" for variant, kind in P4_SINKS.items()}
+        blackhole = sinks["blackhole"]
         for r, variant in rotations(list(P4_VARIANTS), plan.rounds):
             worker = start_worker(OURS, upstream_port, variant=variant, sink=sinks[variant])
             try:
@@ -454,16 +455,17 @@ def report(result: dict[str, Any], plan: Plan, command: str) -> str:
         lines += [
             "",
             f"P4 (or_middleware, {plan.p4_requests} chat calls over {plan.concurrency} connections, "
-            "OTLP destination state):",
+            "OTLP destination state; healthy: the same exporter against a sink that answers at once; "
+            "CPU: the worker's CPU time per request, exporter thread included):",
             "",
-            "| destination | median ms | p99 ms | p99 ratio vs healthy | req/s | pipeline stats |",
-            "|---|---:|---:|---:|---:|---|",
+            "| destination | median ms | p99 ms | p99 ratio | CPU µs/req | CPU ratio | req/s | pipeline stats |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for variant, v in pm.items():
             stats = {k.split(".")[-1]: n for k, n in p4["stats"].get(variant, {}).items() if k.startswith("stats.")}
             lines.append(
                 f"| {variant} | {v['lat_ms']:.1f} | {v['p99_ms']:.1f} | {_ratio(v['p99_ms'], healthy['p99_ms'])}"
-                f" | {v['rps']:.0f} | {stats} |"
+                f" | {v['cpu_us']:.0f} | {_ratio(v['cpu_us'], healthy['cpu_us'])} | {v['rps']:.0f} | {stats} |"
             )
         traj = p4["memory"]["rss_kib_by_spans"]
         lines += [
@@ -605,6 +607,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--p2", type=int)
     parser.add_argument("--p3", type=int)
     parser.add_argument("--throughput", type=int)
+    parser.add_argument("--p4-requests", type=int, help="chat calls per P4 variant and round")
+    parser.add_argument("--p4-spans", type=int, help="spans the P4 memory run makes")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "last-run.md"), help="markdown report file")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "last-run.json"), help="raw results file")
     return parser.parse_args(argv)
@@ -613,7 +617,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     plan = Plan(**vars(QUICK)) if args.quick else Plan()
-    for key in ("rounds", "p1", "p2", "p3", "throughput"):
+    for key in ("rounds", "p1", "p2", "p3", "throughput", "p4_requests", "p4_spans"):
         if getattr(args, key) is not None:
             setattr(plan, key, getattr(args, key))
     contenders = args.contenders.split(",") if args.contenders else list(CONTENDERS)

@@ -1,7 +1,9 @@
-"""Broken OTLP/HTTP destinations on loopback for P4 (export never blocks).
+"""OTLP/HTTP destinations on loopback for P4 (export never blocks): a healthy one and two broken ones.
 
+- ``ok``: reads each request and answers ``200`` (an empty protobuf body) at once: P4's baseline,
+  so the three variants differ only in how the destination behaves (same exporter, same encoding).
 - ``blackhole``: accepts connections and never reads or answers.
-- ``slow``: reads each request and answers ``200`` (an empty protobuf body) after 2 seconds.
+- ``slow``: reads each request and answers ``200`` after 2 seconds.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ def _read_request(conn: socket.socket) -> bool:
     return True
 
 
-def _slow(conn: socket.socket, stop: threading.Event) -> None:
+def _answer(conn: socket.socket, stop: threading.Event, delay_s: float) -> None:
     with conn:
         try:
             while not stop.is_set() and _read_request(conn):
-                time.sleep(SLOW_SECONDS)
+                if delay_s:
+                    time.sleep(delay_s)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
         except OSError:
             pass
@@ -67,7 +70,8 @@ def sink_for(kind: str) -> Iterator[str]:
             if kind == "blackhole":
                 held.append(conn)  # never read, never answered, closed at the end
             else:
-                threading.Thread(target=_slow, args=(conn, stop), daemon=True).start()
+                delay_s = SLOW_SECONDS if kind == "slow" else 0.0
+                threading.Thread(target=_answer, args=(conn, stop, delay_s), daemon=True).start()
 
     thread = threading.Thread(target=accept, name=f"sink-{kind}", daemon=True)
     thread.start()

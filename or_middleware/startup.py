@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from or_middleware import announce, coexistence, context
+from or_middleware import announce, coexistence, context, price_warmup
 from or_middleware.capture import hook
 from or_middleware.capture.call import log_once
 from or_middleware.config import ConfigError, Settings
@@ -78,15 +77,5 @@ def start_tracing(settings: Settings | None) -> Tracing:
     limit = settings.user_rate_limit
     hook.install(by_middleware=True)
     announce.announce_startup(settings)  # version, destinations, store path, detected hosts
-    # The price table takes ~0.1 s to load: do it now, off the request path, not on the first call.
-    threading.Thread(target=warm_price_table, name="or_middleware-prices", daemon=True).start()
+    price_warmup.warm_up()  # the price table, off the request path (fork-safe: see price_warmup)
     return Tracing(settings, runtime, UserRateLimiter(limit) if limit is not None else None)
-
-
-def warm_price_table() -> None:
-    try:
-        from or_middleware.genai.cost import _snapshot
-
-        _snapshot()
-    except Exception:
-        log_once("price table load")

@@ -71,13 +71,15 @@ class WireDelivery:
     # -- the pipeline's calls -------------------------------------------------------------------
 
     def deliver(self, spans: Sequence[ReadableSpan]) -> None:
-        body = self.encoding.encode(spans)
         count = len(spans)
         if self._has_backlog() or self._is_down():
-            self._keep(body, count)
+            if self._nowhere_to_keep():  # a long outage: drop without paying for the encoding
+                self._keep(None, count)
+            else:
+                self._keep(self.encoding.encode(spans), count)
             self.tick()
             return
-        self._send_with_retries(body, count)
+        self._send_with_retries(self.encoding.encode(spans), count)
 
     def due_in(self) -> float | None:
         """Seconds until :meth:`tick` has work (a spooled batch to re-send), None when idle."""
@@ -157,10 +159,14 @@ class WireDelivery:
                 self._keep(body, count)
                 return
 
-    def _keep(self, body: bytes, count: int) -> None:
+    def _nowhere_to_keep(self) -> bool:
+        return self.spool is None or self.spool.is_full()
+
+    def _keep(self, body: bytes | None, count: int) -> None:
+        """Spool the batch; ``None``: it was not encoded, as neither the spool nor a send could take it."""
         if self.spool is None:
             self._on_drop(count, f"{self._down_reason or 'delivery failed'}; no spool configured")
-        elif self.spool.put(body, count):
+        elif body is not None and self.spool.put(body, count):
             self._stats.add(spooled=count)
         else:
             self._on_drop(count, f"spool {self.spool.directory} is full ({self.spool.max_bytes} bytes)")

@@ -94,6 +94,7 @@ class DiskSpool:
         self._names: deque[str] = deque()
         self.pending_bytes = 0
         self.pending_spans = 0
+        self._refused_size: int | None = None  # size of the last batch that did not fit (see is_full)
         problem = private_directory_problem(directory)
         if problem is not None:
             raise PermissionError(f"{directory}: {problem}")
@@ -142,6 +143,15 @@ class DiskSpool:
             self._rescan()  # another process may have spooled meanwhile
         return not self._names
 
+    def is_full(self) -> bool:
+        """The last batch offered did not fit, and no room has been made since (rescanned: another
+        process may have drained it): the next one, of a similar size, would not fit either."""
+        refused = self._refused_size
+        if refused is None or self.pending_bytes + refused <= self.max_bytes:
+            return False
+        self._rescan()
+        return self.pending_bytes + refused > self.max_bytes
+
     # -- writing ----------------------------------------------------------------------------
 
     def put(self, body: bytes, spans: int) -> bool:
@@ -149,7 +159,9 @@ class DiskSpool:
         if self.pending_bytes + len(body) > self.max_bytes:
             self._rescan()  # others may have drained it
             if self.pending_bytes + len(body) > self.max_bytes:
+                self._refused_size = len(body)
                 return False
+        self._refused_size = None
         name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._seq)}.{spans}{_SUFFIX}"
         temporary = self.directory / f".tmp-{os.getpid()}-{name}"
         try:
