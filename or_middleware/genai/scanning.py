@@ -196,7 +196,13 @@ class EventScanner:
             return
         sep = needles.sep
         if end - start >= _SMALLEST_SPLIT:
-            middle = data.rfind(sep, start, (start + end) // 2) + len(sep)
+            # At an event boundary near the middle; a first event longer than half the run has
+            # none before the middle: then the first boundary after it (never a cut inside an event).
+            half = (start + end) // 2
+            found = data.rfind(sep, start, half)
+            if found < 0:
+                found = data.find(sep, half, end)
+            middle = found + len(sep) if found >= 0 else end
             if start < middle < end:
                 self._judge(data, start, middle, needles, now)
                 self._judge(data, middle, end, needles, now)

@@ -264,3 +264,22 @@ def test_gzip_streams_use_the_fast_path_too() -> None:
         observer.feed(chunk, 1.0)
     observer.finish(2.0)
     assert comparable(record) == exact(CHAT, raw)
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_a_run_whose_first_event_is_longer_than_half_is_halved_at_an_event_boundary(crlf: bool) -> None:
+    """Found by adv15: a failing run whose first event held its middle was halved one byte in
+    (no boundary before the middle): that byte was dropped, so the event was lost to the
+    decoder (``ata: {...}``) — its finish reason and its count with it."""
+    big = chat_event("y" * 20000, choice={"index": 1, "finish_reason": "length"})
+    raw = chat_stream([big, chat_event("a"), chat_event("b")], routine=0)
+    if crlf:
+        raw = raw.replace(b"\n", b"\r\n")
+    expected = exact(CHAT, raw)
+    assert expected["finish_reasons"] == ["stop", "length"]
+    for chunks in cuttings(raw, seed=15)[1:2]:  # one event a chunk: the run starts with the big one
+        assert observed(CHAT, chunks) == expected
+    routine_big = chat_stream(
+        [chat_event("y" * 20000), chat_event("", choice={"index": 1, "finish_reason": "length"})], routine=0
+    )
+    assert observed(CHAT, events_of(routine_big)) == exact(CHAT, routine_big)
