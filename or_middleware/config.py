@@ -623,6 +623,16 @@ class Settings(_ReportingSettings):
     def _usable_spool_dir(cls, value: str | None) -> str | None:
         return usable_directory(value)
 
+    @field_validator("pii_phone_region")
+    @classmethod
+    def _region_code(cls, value: str) -> str:
+        # The shape only: phonenumbers' region list is loaded (and checked, export/redaction.py) when
+        # a destination redacts PII. phonenumbers takes upper case only: "gb" would redact nothing.
+        region = value.strip().upper()
+        if not re.fullmatch(r"[A-Z]{2}", region):
+            raise ValueError("expected a two-letter region code (ISO 3166-1), e.g. US, GB or DE")
+        return region
+
     @field_validator("user_header", "session_header")
     @classmethod
     def _lower_header(cls, value: str) -> str:

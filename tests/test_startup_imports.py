@@ -127,3 +127,19 @@ print("patched")
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("patched")
+
+
+def test_pii_redaction_loads_phonenumbers_at_start_up_and_refuses_an_unknown_region(tmp_path: Path) -> None:
+    redacting = {"OR_MIDDLEWARE_PRIVACY_MODE": "false", "OR_MIDDLEWARE_REDACT_PII": "true"}
+    result = _build(tmp_path, {**redacting, "OR_MIDDLEWARE_PII_PHONE_REGION": "gb"})  # lower case: taken as GB
+    assert result["refusal"] is None
+    assert _loaded(result["modules"], "phonenumbers")  # at start-up, not on the first span
+    result = _build(tmp_path, {**redacting, "OR_MIDDLEWARE_PII_PHONE_REGION": "XX"})
+    message = str(result["refusal"])
+    assert "OR_MIDDLEWARE_PII_PHONE_REGION='XX'" in message and "\n" not in message
+
+
+def test_a_malformed_phone_region_is_refused_without_loading_phonenumbers(tmp_path: Path) -> None:
+    result = _build(tmp_path, {"OR_MIDDLEWARE_PII_PHONE_REGION": "GBR"})
+    assert "OR_MIDDLEWARE_PII_PHONE_REGION='GBR'" in str(result["refusal"])
+    assert not _loaded(result["modules"], "phonenumbers")

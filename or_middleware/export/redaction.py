@@ -87,7 +87,14 @@ def _checked(pattern: Pattern, placeholder: str, valid: Callable[[str], bool]) -
 
 
 def _phone_rule(region: str | None) -> Callable[[str], str]:
-    import phonenumbers
+    import phonenumbers  # here, when a destination redacts PII (at start-up): its tables cost memory
+
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        from or_middleware.config import ConfigError  # (config imports this module)
+
+        # an unknown region would parse no national number: they would all pass unredacted
+        raise ConfigError(f"invalid configuration: OR_MIDDLEWARE_PII_PHONE_REGION={region!r}: not a region "
+                          "phonenumbers knows; use a two-letter code such as US, GB or DE")
 
     def valid(candidate: str) -> bool:
         digits = sum(char.isdigit() for char in candidate)
