@@ -116,6 +116,12 @@ STAGES: list[tuple[str, str, Any, str]] = [
      "internal error in response parsing"),
     ("response_finish", "or_middleware.genai.response.ResponseObserver.finish", None,
      "internal error in response finish"),
+    # the byte-level stream scanning (issue 15 P3): held chunks judged in bulk, settled on close
+    ("stream_scan", "or_middleware.genai.scanning.EventScanner.scan", None, "failed to parse an LLM response"),
+    ("stream_scanner_feed", "or_middleware.genai.scanning.EventScanner.feed", None,
+     "failed to parse an LLM response"),
+    ("response_settle", "or_middleware.genai.response.ResponseObserver.settle", None,
+     "internal error in response (settle|finish)"),
     ("stream_parser", "or_middleware.genai.openai_chat.ChatStreamReader.on_event", None,
      "failed to parse an LLM response"),
     ("json_parser", "or_middleware.genai.openai_chat.ChatCompletionsFormat.read_response", None,
@@ -232,3 +238,34 @@ def test_a_bug_in_the_rate_limiter_never_reaches_the_app(fake, receiver, monkeyp
             for _ in range(2):
                 assert httpx.post(f"{url}/ask", json=chat_body("limited?"), headers=IDENTITY).status_code == 200
     assert len([r for r in caplog.records if "internal error in rate limit" in r.getMessage()]) == 1
+
+
+def test_a_bug_when_the_app_closes_a_stream_early_never_reaches_the_app(fake, receiver, monkeypatch, caplog,
+                                                                         fresh_logs):
+    """Found by adv15: on_close (run inside the app's ``response.aclose()``, no guard there) settles
+    the chunks held for a bulk scan; a bug of ours in that settle was raised into the app's close."""
+    from fastapi import FastAPI
+
+    monkeypatch.setattr("or_middleware.genai.response.ResponseObserver.settle", boom)
+    caplog.set_level(logging.WARNING, logger="or_middleware")
+    upstream_url = f"{fake.state.url}/api/v1/chat/completions"
+    app = FastAPI()
+
+    @app.post("/peek")
+    async def peek() -> dict[str, int]:  # reads the start of a long stream, then lets go
+        body = chat_body(" ".join(["word"] * 300), stream=True, max_tokens=500)
+        async with httpx.AsyncClient(timeout=30) as client, client.stream("POST", upstream_url, json=body) as response:
+            read = 0
+            async for _ in response.aiter_raw():
+                read += 1
+                if read == 3:
+                    break
+        return {"read": read}
+
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(Bases(fake.state.url), otlp(receiver)))
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(2):
+            answer = client.post("/peek")
+            assert (answer.status_code, answer.json()) == (200, {"read": 3})
+    ours = [r for r in caplog.records if "internal error in response settle" in r.getMessage()]
+    assert len(ours) == 1
