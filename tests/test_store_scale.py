@@ -33,7 +33,7 @@ NOW_NS = time.time_ns()
 DAY_NS = 86_400 * 10**9
 LATENCY, TTFC = (50, 95, 99), (50, 95)
 NEW_INDEXES = {"generations_model_time", "generations_duration", "generations_ttfc", "generations_model_duration",
-               "generations_model_ttfc"}
+               "generations_model_ttfc", "generations_time_figures"}
 
 
 def expected(db: str, column: str, points, since: int, model: str | None = None) -> dict[int, float | None]:
@@ -187,3 +187,22 @@ def test_lists_count_up_to_the_cap(store):
     assert last.status_code == 200 and 'rel="next"' not in last.text
     one = asyncio.run(fetch("/generations?since=all&user=user-00003"))
     assert f"{exact} in all" in one.text
+
+
+def test_a_range_past_2262_is_empty_not_an_error(store):
+    """A date beyond what 64-bit nanoseconds hold (year 2262) bounds the range instead of failing to bind."""
+    far = 2**70
+    with open_store_reader(store) as reader:
+        assert reader.totals(Filters(since_unix_nano=far)).requests == 0
+        assert reader.generations(Filters(since_unix_nano=far)).rows == []
+        assert reader.totals(Filters(until_unix_nano=far)).requests == 3000
+        assert reader.security_events(Filters(since_unix_nano=far)).rows == []
+
+    async def fetch(path: str) -> httpx.Response:
+        app = explorer_app(store, auth=lambda request: True)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://explorer") as client:
+            return await client.get(path)
+
+    for path in ("/generations?since=2999-01-01", "/?since=2999-01-01", "/security?since=2999-01-01",
+                 "/users?since=2999-01-01", "/generations?since=all&until=2999-01-01"):
+        assert asyncio.run(fetch(path)).status_code == 200, path

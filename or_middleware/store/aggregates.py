@@ -110,8 +110,7 @@ def _how(reader: StoreReader, filters: Filters, by: str | None, percentiles: boo
     """How percentiles are computed: walked to in an index where one serves, else an aggregate."""
     if not percentiles:
         return None
-    if (reader.engine == "sqlite" and reader.schema_version >= WALK_SCHEMA and by in (None, "model")
-            and filters.only_time()):
+    if reader.schema_version >= WALK_SCHEMA and by in (None, "model") and filters.only_time():
         return "walk"
     return "aggregate"
 

@@ -28,6 +28,13 @@ DIMENSIONS: dict[str, str] = {
 }
 METADATA_PREFIX = "metadata."
 NONE_KEY = "(none)"
+_NANO_RANGE = (-(2**63), 2**63 - 1)  # what a 64-bit column (and a SQLite parameter) holds
+
+
+def time_bound(unix_nano: int) -> int:
+    """``unix_nano`` held to a 64-bit integer: the year 2999 (past 2262) compares as the latest time
+    instead of failing to bind."""
+    return max(_NANO_RANGE[0], min(_NANO_RANGE[1], int(unix_nano)))
 
 
 def dimension_expression(by: str, engine: Engine) -> str:
@@ -71,10 +78,10 @@ class Filters:
         conditions, params = ["1=1"], []
         if self.since_unix_nano:
             conditions.append("time_unix_nano >= ?")
-            params.append(int(self.since_unix_nano))
+            params.append(time_bound(self.since_unix_nano))
         if self.until_unix_nano is not None:
             conditions.append("time_unix_nano < ?")
-            params.append(int(self.until_unix_nano))
+            params.append(time_bound(self.until_unix_nano))
         for by, value in self.equals.items():
             key = group_key(by, engine)
             if value is None or value == NONE_KEY:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from or_middleware.store.filters import DIMENSIONS, EVERYTHING, Filters
+from or_middleware.store.filters import DIMENSIONS, EVERYTHING, Filters, time_bound
 from or_middleware.store.schema import CONTENT_COLUMNS, GENERATION_COLUMNS
 
 if TYPE_CHECKING:
@@ -121,10 +121,10 @@ def _security_where(filters: Filters) -> tuple[str, list[Any]]:
     conditions, params = ["1=1"], []
     if filters.since_unix_nano:
         conditions.append("e.time_unix_nano >= ?")
-        params.append(int(filters.since_unix_nano))
+        params.append(time_bound(filters.since_unix_nano))
     if filters.until_unix_nano is not None:
         conditions.append("e.time_unix_nano < ?")
-        params.append(int(filters.until_unix_nano))
+        params.append(time_bound(filters.until_unix_nano))
     for by, value in filters.equals.items():
         column = _SECURITY_DIMENSIONS.get(by)
         if column is None:

@@ -1,4 +1,4 @@
-"""Percentiles as aggregate functions: computed in the same pass (and GROUP BY) as the sums and counts.
+"""Percentiles, exact: walked to in an index where one serves, else aggregates of the sums' own pass.
 
 Every percentile of the store (``report``, the UI's figures and charts) comes from here, exact and
 interpolated linearly between the two closest ranks: PERCENTILE_CONT, as numpy's default and
@@ -6,19 +6,19 @@ interpolated linearly between the two closest ranks: PERCENTILE_CONT, as numpy's
 ``f``, the position is ``f * (n - 1)``; between ranks ``lo = floor`` and ``lo + 1`` the value is
 ``x[lo] + (x[lo + 1] - x[lo]) * (position - lo)``. NULLs do not count; no value gives None.
 
-- PostgreSQL: ``percentile_cont(ARRAY[...]) WITHIN GROUP (ORDER BY column)``, its own.
-- SQLite has no percentile function: the reader's connection gets one, ``or_middleware_pNN_NN``,
-  an aggregate whose step keeps the group's values in a packed array of doubles (8 bytes each, so
-  a million calls hold 8 MB while the query runs) and whose final step sorts them once and picks
-  the ranks as above (the formula PostgreSQL's ``percentile_cont`` uses, in the same order of
-  operations). One pass over the rows: the window functions that ranked every row before cost
-  ~10x more on a million rows.
-- SQLite, schema 5+, latency and TTFC over a time range, overall or per model (the overview's and
-  the models page's figures): the rank is walked to instead (:func:`walk`). An index holds the
-  values in order (``generations_duration``: duration, time); ``ORDER BY duration_s LIMIT 2
-  OFFSET k`` steps through index entries only (~50 ns each) and stops at rank k, from the low end
-  for p <= 50 and from the high end above, so p99 of a million calls reads ~10,000 entries. Same
-  ranks, same interpolation: the figures are identical to the aggregate's.
+- Over a time range, overall or per model (the overview's, the Models page's and ``report``'s
+  figures), on a store of schema 5+: the rank is walked to (:func:`walk`). An index holds the
+  values in order (``generations_duration``: duration, time; ``generations_model_duration``: model,
+  duration, time; the same for TTFC); ``ORDER BY duration_s LIMIT 2 OFFSET k`` steps through index
+  entries only and stops at rank k, from the low end for p <= 50 and from the high end above, so
+  p99 of a million calls reads ~10,000 entries and p50 half of them (SQLite ~50 ns an entry;
+  PostgreSQL an index-only scan). The count comes from the sums' query in the same snapshot.
+- Otherwise, in the same GROUP BY as the sums: PostgreSQL's ``percentile_cont(ARRAY[...]) WITHIN
+  GROUP (ORDER BY column)``; on SQLite, which has none, ``or_middleware_pNN_NN``, an aggregate the
+  reader's connection is given, whose step is ``array.append`` (8 bytes a value: a million calls
+  hold 8 MB while the query runs) and whose final step sorts them once and picks the ranks as
+  above. Sorting every group's values is what a walk avoids: on a million rows PostgreSQL spills
+  that sort to disk (``work_mem``) and gives up its hash aggregate.
 """
 
 from __future__ import annotations
@@ -128,7 +128,9 @@ def walk(reader: StoreReader, column: str, points: Points, count: int, time_wher
             order, offset = "ASC", low
         else:  # from the high end: x[high], x[low]
             order, offset = "DESC", count - 1 - high
-        rows = reader.execute(f"SELECT {column} FROM generations INDEXED BY {index} WHERE {where} "
+        # SQLite is told the index; PostgreSQL's planner finds it (an index-only scan) on its own
+        indexed = f" INDEXED BY {index}" if reader.engine == "sqlite" else ""
+        rows = reader.execute(f"SELECT {column} FROM generations{indexed} WHERE {where} "
                               f"ORDER BY {column} {order} LIMIT ? OFFSET ?", [*params, high - low + 1, offset])
         values = sorted(float(v) for (v,) in rows)
         if len(values) != high - low + 1:  # the rows changed under us (cannot happen inside one snapshot)

@@ -73,16 +73,24 @@ class StoreReader:
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[None]:
-        """Queries inside see the same rows (SQLite: one read transaction; PostgreSQL runs each figure
-        in one statement already). Nested or inside the caller's own transaction: that one serves."""
-        if self.engine != "sqlite" or self._connection.in_transaction:
+        """Queries inside see the same rows: one read transaction (PostgreSQL: REPEATABLE READ), so
+        a count and the ranks walked to after it agree while writers append. Inside the caller's own
+        transaction (a bare SQLite connection handed to report.figures), that one serves."""
+        if self._in_transaction():
             yield
             return
-        self.execute("BEGIN")
+        self.execute("BEGIN" if self.engine == "sqlite" else "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         try:
             yield
         finally:
             self.execute("COMMIT")
+
+    def _in_transaction(self) -> bool:
+        if self.engine == "sqlite":
+            return bool(self._connection.in_transaction)
+        from psycopg.pq import TransactionStatus
+
+        return self._connection.info.transaction_status != TransactionStatus.IDLE
 
     def binary_order(self, expression: str) -> str:
         """``expression`` compared byte by byte (the same order on both engines, whatever the locale)."""

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from or_middleware.report.figures import GROUPINGS, NONE_KEY
 from or_middleware.report.periods import parse_since, to_unix_nano
+from or_middleware.store.filters import time_bound
 from or_middleware.ui.source import METADATA_PREFIX, Reader
 
 DEFAULT_SINCE = "24h"  # the same default as `or-middleware report`
@@ -115,7 +116,7 @@ class TimeRange:
         since = _text(params, "since") or DEFAULT_SINCE
         until = _text(params, "until")
         try:
-            since_nano = to_unix_nano(parse_since(since, now))
+            since_nano = time_bound(to_unix_nano(parse_since(since, now)))
         except (ValueError, OverflowError) as exc:  # OverflowError: 99999999999d ago is before year 1
             raise BadParameter("since", str(exc)) from None
         until_nano = None
@@ -124,7 +125,7 @@ class TimeRange:
                 moment = parse_since(until, now)
             except (ValueError, OverflowError) as exc:
                 raise BadParameter("until", str(exc)) from None
-            until_nano = None if moment is None else to_unix_nano(moment)
+            until_nano = None if moment is None else time_bound(to_unix_nano(moment))
         return cls(since, since_nano, until, until_nano)
 
     def clauses(self) -> tuple[list[str], list[object]]:
