@@ -33,7 +33,7 @@ NOW_NS = time.time_ns()
 DAY_NS = 86_400 * 10**9
 LATENCY, TTFC = (50, 95, 99), (50, 95)
 NEW_INDEXES = {"generations_model_time", "generations_duration", "generations_ttfc", "generations_model_duration",
-               "generations_model_ttfc", "generations_time_figures"}
+               "generations_model_ttfc", "generations_time_figures", "generations_cost"}
 
 
 def expected(db: str, column: str, points, since: int, model: str | None = None) -> dict[int, float | None]:

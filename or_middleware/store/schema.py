@@ -116,6 +116,12 @@ _FIGURES_INDEX = {
     0: f"CREATE INDEX generations_time_figures ON generations (time_unix_nano, {FIGURE_COLUMNS})",
     1: f"CREATE INDEX generations_time_figures ON generations (time_unix_nano) INCLUDE ({FIGURE_COLUMNS})",
 }
+# the most expensive calls first (the Generations list sorted by cost): SQLite's NULLs sort first, so
+# its index read backwards is "DESC NULLS LAST, id DESC"; PostgreSQL's index says so
+_COST_INDEX = {
+    0: "CREATE INDEX generations_cost ON generations (cost_usd)",
+    1: "CREATE INDEX generations_cost ON generations (cost_usd DESC NULLS LAST, id DESC)",
+}
 
 
 def _indexes(indexes: Iterable[tuple[str, ...]], table: str, engine: int) -> list[str]:
@@ -143,7 +149,7 @@ SQLITE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 4: PostgreSQL only (a SQLite batch is never re-sent; an old file may hold repeats a unique index would refuse)
     (),
     # 5: percentiles and the model's calls over a million rows
-    (*_indexes(_GENERATION_INDEXES_5, "generations", 0), _FIGURES_INDEX[0]),
+    (*_indexes(_GENERATION_INDEXES_5, "generations", 0), _FIGURES_INDEX[0], _COST_INDEX[0]),
 )
 
 SPAN_KEY_INDEX = "generations_span_key"
@@ -177,7 +183,7 @@ POSTGRES_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 4: one row per span, so a batch re-sent after a lost commit (the spool) adds nothing: ON CONFLICT DO NOTHING
     (f"CREATE UNIQUE INDEX {SPAN_KEY_INDEX} ON generations (trace_id, span_id)",),
     # 5: percentiles and the model's calls over a million rows
-    (*_indexes(_GENERATION_INDEXES_5, "generations", 1), _FIGURES_INDEX[1]),
+    (*_indexes(_GENERATION_INDEXES_5, "generations", 1), _FIGURES_INDEX[1], _COST_INDEX[1]),
 )
 assert len(SQLITE_MIGRATIONS) == len(POSTGRES_MIGRATIONS)
 SCHEMA_VERSION = len(SQLITE_MIGRATIONS)

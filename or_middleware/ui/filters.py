@@ -42,6 +42,7 @@ SORTS: dict[str, str] = {
     "model": GROUPINGS["model"],
     "user": "user_id",
 }
+NEVER_NULL = frozenset({"time", "latency"})  # NOT NULL columns (store/schema.py)
 BY_CHOICES = (*GROUPINGS, "metadata.KEY")
 
 
@@ -230,7 +231,7 @@ class Paging:
     def order_by(self) -> str:
         direction = "DESC" if self.descending else "ASC"
         column = SORTS[self.sort]
-        if self.sort == "time":  # never NULL: the time index serves the order (no sort of the range)
+        if self.sort in NEVER_NULL:  # no NULLS LAST: an index in the column's order serves it (PostgreSQL's too)
             return f"{column} {direction}, id {direction}"
         return f"{column} {direction} NULLS LAST, id {direction}"  # calls without a value at the end
 

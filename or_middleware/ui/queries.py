@@ -110,19 +110,22 @@ _TRACE_SUMS = (
 )
 
 
-def _in_range(time: TimeRange, columns: str, user: str | None = None) -> tuple[str, list[object]]:
-    """The range's rows (``user``'s only, when given) as a materialized CTE: grouping them then cannot
-    pick an index (trace, user) that walks the whole table instead of the time index's few rows."""
+def _in_range(reader: Reader, time: TimeRange, columns: str, user: str | None = None) -> tuple[str, list[object]]:
+    """The range's rows (``user``'s only, when given) as a CTE, materialized on SQLite: grouping them
+    then cannot pick an index (trace, user) that walks the whole table instead of the time index's
+    few rows. PostgreSQL's planner weighs that itself, and a materialized CTE would cost it its
+    parallel scan and hash aggregate."""
     where, values = time.where()
     if user is not None:  # here, not after: the user's index finds their calls among a million
         where += " AND user_id = ?"
         values.append(user)
-    return f"WITH picked AS MATERIALIZED (SELECT {columns} FROM generations WHERE {where}) ", values
+    materialized = " MATERIALIZED" if reader.store.engine == "sqlite" else ""
+    return f"WITH picked AS{materialized} (SELECT {columns} FROM generations WHERE {where}) ", values
 
 
 def traces_page(reader: Reader, time: TimeRange, paging: Paging) -> list[Record]:
     """Up to ``paging.size + 1`` traces, latest first (one more than shown: is there a next page?)."""
-    cte, values = _in_range(time, "trace_id, time_unix_nano, duration_s, cost_usd, status, route, user_id, "
+    cte, values = _in_range(reader, time, "trace_id, time_unix_nano, duration_s, cost_usd, status, route, user_id, "
                                   "session_id")
     return _records(reader, f"{cte}SELECT {_TRACE_SUMS} FROM picked GROUP BY trace_id "
                             "ORDER BY start DESC LIMIT ? OFFSET ?", [*values, paging.size + 1, paging.offset])
@@ -148,7 +151,7 @@ _ACTIVITY_COLUMNS = "user_id, session_id, cost_usd, input_tokens, output_tokens,
 
 def sessions_page(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None) -> list[Record]:
     """Up to ``paging.size + 1`` sessions, latest activity first."""
-    cte, values = _in_range(time, _ACTIVITY_COLUMNS, user)
+    cte, values = _in_range(reader, time, _ACTIVITY_COLUMNS, user)
     return _records(reader, f"{cte}SELECT session_id, MIN(user_id) AS user_id, COUNT(DISTINCT user_id) AS users, "
                             f"{_ACTIVITY} FROM picked WHERE session_id IS NOT NULL GROUP BY session_id "
                             "ORDER BY last_seen DESC LIMIT ? OFFSET ?",
@@ -163,7 +166,7 @@ def session(reader: Reader, session_id: str, limit: int = SESSION_CALLS) -> list
 
 def users_page(reader: Reader, time: TimeRange, paging: Paging) -> list[Record]:
     """Up to ``paging.size + 1`` users, most expensive first, with their security signal counts."""
-    cte, values = _in_range(time, _ACTIVITY_COLUMNS)
+    cte, values = _in_range(reader, time, _ACTIVITY_COLUMNS)
     rows = _records(reader, f"{cte}SELECT user_id, COUNT(DISTINCT session_id) AS sessions, {_ACTIVITY} "
                             "FROM picked WHERE user_id IS NOT NULL GROUP BY user_id "
                             "ORDER BY cost_usd DESC, calls DESC, user_id LIMIT ? OFFSET ?",
