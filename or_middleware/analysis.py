@@ -25,11 +25,12 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor
 
+from or_middleware.capture.live_span import LiveGenAISpan
 from or_middleware.export.deadline import closing_by, seconds_left
 from or_middleware.prompts import PromptFields, prompt_sha256
 from or_middleware.security import SecurityMonitor, signal_event
@@ -38,6 +39,7 @@ from or_middleware.spans import GENAI_SCOPE, PROMPT_SHA256
 if TYPE_CHECKING:
     from opentelemetry import trace
 
+    from or_middleware.capture.call import CallDescription
     from or_middleware.metrics import GenAIMetrics
 
 logger = logging.getLogger(__name__)
@@ -109,13 +111,16 @@ class GenerationAnalysis(SpanProcessor):
         metrics: GenAIMetrics | None = None,
         security: SecurityMonitor | None = None,
         max_queue_size: int = 8192,
+        span_limits: SpanLimits | None = None,
     ) -> None:
         self.destinations = list(destinations)
+        self.span_limits = span_limits or SpanLimits()  # the provider's: what live spans are cut to
         self.metrics = metrics
         self.security = security
         self.unanalysed = 0  # spans passed on without analysis because the queue was full
         self._max_queue_size = max_queue_size
-        self._spans: deque[tuple[ReadableSpan, PromptFields | None]] = deque()
+        # (span, its prompt, how to describe it: a live span's CallDescription, else None)
+        self._spans: deque[tuple[Any, PromptFields | None, Any]] = deque()
         self._requests: deque[object] = deque()  # flush markers and the stop marker
         self._wake = threading.Event()
         self._prompts: dict[int, PromptFields] = {}
@@ -152,8 +157,17 @@ class GenerationAnalysis(SpanProcessor):
                 self._failed(destination, "on_start")
 
     def on_end(self, span: ReadableSpan) -> None:
+        self._enqueue(span, self._prompts.get(span.context.span_id), None)
+
+    def end_live(self, span: LiveGenAISpan, description: CallDescription | None,
+                 prompt: PromptFields | None) -> None:
+        """A call's live span ended (capture/live_span.py): queued like any span, made into the
+        finished span on the analysis thread from ``description``."""
+        self._enqueue(span, prompt, description)
+
+    def _enqueue(self, span: Any, prompt: PromptFields | None, description: Any) -> None:
         if self._closed:
-            self._forward(span)
+            self._forward(self._finished(span, description))
             return
         try:
             if self._thread is None or self._pid != os.getpid():
@@ -162,15 +176,32 @@ class GenerationAnalysis(SpanProcessor):
             if len(spans) >= self._max_queue_size:
                 self.unanalysed += 1
                 self._warn_full()
-                self._forward(span)  # the destinations still get it, without hash, metrics or signals
+                # the destinations still get it, without hash, metrics or signals
+                self._forward(self._finished(span, description))
                 return
             idle = not spans
-            spans.append((span, self._prompts.get(span.context.span_id)))
+            spans.append((span, prompt, description))
             if idle:  # a busy app appends to a non-empty deque: no lock, no wake-up per span
                 self._wake.set()
         except Exception:
             self._failed(self, "on_end")
-            self._forward(span)
+            self._forward(self._finished(span, description))
+
+    def _finished(self, span: Any, description: Any) -> ReadableSpan:
+        """A live span made into the finished span (its attributes from the call's description);
+        any other span as it is."""
+        if not isinstance(span, LiveGenAISpan):
+            return span  # type: ignore[no-any-return]
+        attributes: dict[str, Any] = {}
+        status = None
+        try:
+            if description is not None:
+                attributes, status = description.attributes(with_server=True)
+        except Exception:
+            from or_middleware.capture.call import log_once
+
+            log_once("span attributes")
+        return span.finished(attributes, self.span_limits, status)
 
     def _forward(self, span: ReadableSpan) -> None:
         for destination in self.destinations:  # one failing destination must not starve the others
@@ -225,9 +256,12 @@ class GenerationAnalysis(SpanProcessor):
             self._wake.clear()
             spans = self._spans
             while spans:  # everything appended so far, in order
-                span, prompt = spans.popleft()
+                span, prompt, description = spans.popleft()
                 with self._fork_guard:
-                    self._forward(self._analyse(span, prompt) if _is_genai(span) else self._settled(span))
+                    if description is not None or isinstance(span, LiveGenAISpan):
+                        self._forward(self._analyse(self._finished(span, description), prompt))
+                    else:
+                        self._forward(self._analyse(span, prompt) if _is_genai(span) else self._settled(span))
             requests = self._requests
             while requests:
                 request = requests.popleft()

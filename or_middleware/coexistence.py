@@ -103,8 +103,8 @@ class AppProviderForwarder(SpanProcessor):
         # The SDK's provider fans spans out to its processors through this (long-stable) attribute.
         return getattr(provider, "_active_span_processor", None)
 
-    def wants_server_spans(self) -> bool:
-        """Our server span reaches the app's provider, if the app has one (see server_span.py)."""
+    def wants_spans(self) -> bool:
+        """Our spans reach the app's provider, if the app has one now (server_span.py, live_span.py)."""
         return self._app_processor() is not None
 
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.trace import Tracer
 
 from or_middleware.analysis import SPOOL_AFTER_DEADLINE_S, GenerationAnalysis
@@ -87,6 +88,7 @@ class TracingRuntime:
             self.pipelines,
             metrics=self.metrics.instruments if self.metrics else None,
             security=SecurityMonitor(security, self.capture_content) if security.enabled else None,
+            span_limits=getattr(self.tracer_provider, "_span_limits", None),
         )
         self.tracer_provider.add_span_processor(self.analysis)
         # A destination with SPANS=all or SPANS=traces exports server spans; SPANS=genai ones never do.
@@ -94,18 +96,26 @@ class TracingRuntime:
         self.tracer: Tracer = self.tracer_provider.get_tracer(GENAI_SCOPE, __version__)
         _register(self)
 
+    def records_directly(self) -> bool:
+        """True when no span processor but our analysis stage would see a GenAI span before it
+        ends (no test capture; no app provider to forward to): the request path then keeps a live
+        span instead of an SDK span (capture/live_span.py). Asked once per LLM call."""
+        return isinstance(self.tracer, SdkTracer) and not self._others_want_spans()
+
     def wants_server_spans(self) -> bool:
         """Would a server span started now reach anyone? A destination that exports server spans,
         or another processor on our provider (the app's own provider, a test capture) that does
-        not say otherwise (``wants_server_spans()``). Asked once per request that makes an LLM call."""
-        if self._destinations_see_server_spans:
-            return True
+        not say otherwise. Asked once per request that makes an LLM call."""
+        return self._destinations_see_server_spans or self._others_want_spans()
+
+    def _others_want_spans(self) -> bool:
+        """Another processor on our provider wants spans (``wants_spans()``; one that cannot say does)."""
         processors = getattr(self.tracer_provider._active_span_processor, "_span_processors", None)
         if processors is None:  # an SDK without the attribute: assume someone looks
             return True
         for processor in processors:
             if processor is not self.analysis:
-                wants = getattr(processor, "wants_server_spans", None)
+                wants = getattr(processor, "wants_spans", None)
                 if wants is None or wants():
                     return True
         return False

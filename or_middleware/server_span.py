@@ -112,20 +112,9 @@ class ServerSpans:
     def _unrecorded(self, parent: otel_context.Context) -> trace.Span:
         """A non-recording server span: the ids and sampling decision the SDK would have given the
         request's span (our provider's id generator and sampler, its trace flags), nothing else."""
-        provider = self._provider
-        ids = provider.id_generator
-        caller = trace.get_current_span(parent).get_span_context()
-        trace_id = caller.trace_id if caller.is_valid else ids.generate_trace_id()
-        sampled = provider.sampler.should_sample(parent, trace_id, "", SpanKind.SERVER)
-        flags = trace.TraceFlags.SAMPLED if sampled.decision.is_sampled() else trace.TraceFlags.DEFAULT
-        # W3C level 2 "random" flag, as SDKs that know it set it (inherited, else the generator's)
-        random = getattr(caller.trace_flags, "random_trace_id", False) if caller.is_valid \
-            else getattr(ids, "is_trace_id_random", lambda: False)()
-        if random:
-            flags |= getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0)
-        context = trace.SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                    trace_flags=trace.TraceFlags(flags), trace_state=sampled.trace_state)
-        return trace.NonRecordingSpan(context)
+        from or_middleware.capture.live_span import sampled_span_context
+
+        return trace.NonRecordingSpan(sampled_span_context(self._provider, parent, "", SpanKind.SERVER))
 
     def caller_context(self, carrier: Any) -> otel_context.Context | None:
         """The context holding the caller's span (its ``traceparent``), or None without one."""

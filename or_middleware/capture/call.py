@@ -22,6 +22,7 @@ from or_middleware import announce, server_span
 from or_middleware import spans as contract
 from or_middleware.capture.detection import LLMEndpoint, confirms_shape, versioned_api_path, with_provider
 from or_middleware.capture.linkage import BodyLayout, parse_body, plan_linkage, splice_linkage
+from or_middleware.capture.live_span import LiveGenAISpan, sampled_span_context
 from or_middleware.coexistence import foreign_genai_span
 from or_middleware.context import current_identity
 from or_middleware.genai.formats import WireFormat
@@ -177,12 +178,13 @@ class LLMCall:
         name = contract.span_name(record.operation, record.request_model)
         foreign = foreign_genai_span() if settings.deduplicate == "auto" else None
         if foreign is None:
-            self.span = self.runtime.tracer.start_span(
-                name,
-                server_span.llm_parent_context(),  # the request's server span, started now if it was pending
-                kind=SpanKind.CLIENT,
-                attributes=contract.server_attributes_for(self.host, self.port),
-            )
+            parent = server_span.llm_parent_context()  # the request's server span, started now if it was pending
+            if self.runtime.records_directly():  # only our analysis reads it: no SDK span (capture/live_span.py)
+                self.span = _live_span(self.runtime.tracer, name, parent)
+            else:
+                self.span = self.runtime.tracer.start_span(
+                    name, parent, kind=SpanKind.CLIENT, attributes=contract.server_attributes_for(self.host, self.port)
+                )
         # Timings (time to first chunk, tokens/s) count from the span's start, not from parsing:
         # taken once the span has its start time, so a first chunk can never precede it (under a
         # busy GIL, starting the span can take milliseconds).
@@ -354,26 +356,28 @@ class LLMCall:
         span = self.span
         if span is None:
             return
+        description = None
         try:
             record = self.record
             if record.response_id is None and self.generation_id:
                 record.response_id = self.generation_id
-            if record.cost is None and record.error_type is None:
-                _price(record)
-            attributes = contract.record_attributes(record, self.runtime.settings.max_content_bytes)
-            if record.stream:
-                attributes[contract.STREAM_OUTCOME] = "error" if record.error_type else outcome
-                if record.output_tokens and record.time_to_first_chunk is not None:
-                    generating = time.perf_counter() - record.started_at - record.time_to_first_chunk
-                    if generating > 0:
-                        attributes[contract.OUTPUT_TOKENS_PER_SECOND] = record.output_tokens / generating
-            if self.linkage is not None:
-                attributes[contract.LINKAGE] = self.linkage
-            span.set_attributes(attributes)
-            if record.error_type is not None:
-                # The cleaned value: a status no exporter can encode (a lone surrogate from an
-                # upstream error code) would fail the destination's whole batch.
-                span.set_status(Status(StatusCode.ERROR, attributes.get(contract.error_attributes.ERROR_TYPE)))
+            description = CallDescription(record, outcome, self.linkage, time.perf_counter(),
+                                          self.runtime.settings.max_content_bytes, self.host, self.port)
+        except Exception:
+            log_once("span attributes")
+        if isinstance(span, LiveGenAISpan):
+            try:  # described on the analysis thread, off the request path
+                span.end()
+                self.runtime.analysis.end_live(span, description, self.prompt)
+            except Exception:  # runs inside the app's stream iteration: never raise into it
+                log_once("span end")
+            return
+        try:
+            if description is not None:
+                attributes, status = description.attributes(with_server=False)
+                span.set_attributes(attributes)
+                if status is not None:
+                    span.set_status(status)
         except Exception:
             log_once("span attributes")
         finally:
@@ -381,6 +385,50 @@ class LLMCall:
                 self.runtime.analysis.end_span(span, self.prompt)  # ends it; the prompt stays in memory
             except Exception:  # runs inside the app's stream iteration: never raise into it
                 log_once("span end")
+
+
+class CallDescription:
+    """What a finished call's span attributes are made of, taken when it ends; made into the
+    attributes at once for an SDK span, or on the analysis thread for a live one."""
+
+    __slots__ = ("ended_at", "host", "linkage", "max_content_bytes", "outcome", "port", "record")
+
+    def __init__(self, record: GenerationRecord, outcome: str, linkage: str | None, ended_at: float,
+                 max_content_bytes: int, host: str, port: int | None) -> None:
+        self.record, self.outcome, self.linkage, self.ended_at = record, outcome, linkage, ended_at
+        self.max_content_bytes, self.host, self.port = max_content_bytes, host, port
+
+    def attributes(self, *, with_server: bool) -> tuple[dict[str, Any], Status | None]:
+        """The span's attributes (with ``server.*`` first when the span was started without them)
+        and its status (ERROR with the error type, or None)."""
+        record = self.record
+        if record.cost is None and record.error_type is None:
+            _price(record)
+        attributes = contract.record_attributes(record, self.max_content_bytes)
+        if with_server:
+            attributes = {**contract.server_attributes_for(self.host, self.port), **attributes}
+        if record.stream:
+            attributes[contract.STREAM_OUTCOME] = "error" if record.error_type else self.outcome
+            if record.output_tokens and record.time_to_first_chunk is not None:
+                generating = self.ended_at - record.started_at - record.time_to_first_chunk
+                if generating > 0:
+                    attributes[contract.OUTPUT_TOKENS_PER_SECOND] = record.output_tokens / generating
+        if self.linkage is not None:
+            attributes[contract.LINKAGE] = self.linkage
+        if record.error_type is None:
+            return attributes, None
+        # The cleaned value: a status no exporter can encode (a lone surrogate from an upstream
+        # error code) would fail the destination's whole batch.
+        return attributes, Status(StatusCode.ERROR, attributes.get(contract.error_attributes.ERROR_TYPE))
+
+
+def _live_span(tracer: Any, name: str, parent: otel_context.Context | None) -> trace.Span:
+    """A live GenAI span with the ids the SDK would give it (a non-recording one when not sampled)."""
+    context = sampled_span_context(tracer, parent, name, SpanKind.CLIENT)
+    if not context.trace_flags.sampled:
+        return trace.NonRecordingSpan(context)
+    parent_context = trace.get_current_span(parent).get_span_context()
+    return LiveGenAISpan(name, context, parent_context if parent_context.is_valid else None, tracer)
 
 
 def _price(record: GenerationRecord) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import SpanProcessor
 from starlette.applications import Starlette
 
 import or_middleware
@@ -24,6 +25,7 @@ from or_middleware.capture import call as call_module
 from or_middleware.demo.fake_upstream import create_fake_upstream
 from or_middleware.demo.serving import serve_asgi
 from or_middleware.genai import response as response_module
+from or_middleware.runtime import live_runtimes
 from tests.apps import chat_body, fastapi_app, flask_app
 from tests.conftest import make_settings, otlp
 from tests.support.servers import serve_wsgi
@@ -144,9 +146,18 @@ STAGES: list[tuple[str, str, Any, str]] = [
      "destination otlp failed to export"),
     # the analysis stage (metrics, security signals), where it exists
     ("analysis_end_span", "or_middleware.analysis.GenerationAnalysis.end_span", None, "internal error in span end"),
+    # the live GenAI span (no SDK span: only the analysis stage listens, capture/live_span.py)
+    ("live_span_end", "or_middleware.capture.live_span.LiveGenAISpan.end", None, "internal error in span end"),
+    ("analysis_end_live", "or_middleware.analysis.GenerationAnalysis.end_live", None, "internal error in span end"),
+    ("live_span_description", "or_middleware.capture.call.CallDescription.attributes", None,
+     "internal error in span attributes"),
     ("analysis_processor", "or_middleware.analysis.GenerationAnalysis.on_end", None,
      r"internal error in \w+\.on_end"),
 ]
+
+
+# stages only an SDK GenAI span goes through (with a span processor besides the analysis stage)
+SDK_SPAN_STAGES = ("span_end", "analysis_end_span")
 
 
 def fresh_logs_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,6 +192,9 @@ def test_a_bug_in_a_stage_never_reaches_the_app(stage, target, replacement, mess
     before = len(fake.state.received)
     app = fastapi_app(f"{fake_url}/api/v1")
     app.add_middleware(LLMTracingMiddleware, settings=make_settings(Bases(fake_url), otlp(receiver)))
+    if stage in SDK_SPAN_STAGES:  # another processor on our provider: GenAI spans are SDK spans
+        app.middleware_stack = app.build_middleware_stack()  # our middleware (and runtime) now
+        live_runtimes()[-1].tracer_provider.add_span_processor(SpanProcessor())
     monkeypatch.setattr(target, replacement)
     caplog.set_level(logging.WARNING, logger="or_middleware")
     with serve_asgi(app) as url:

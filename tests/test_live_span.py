@@ -1,0 +1,103 @@
+"""The GenAI span kept live on the request path (no SDK span) exports exactly what the SDK span did."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
+
+import or_middleware
+from or_middleware import LLMTracingMiddleware
+from or_middleware.capture.live_span import LiveGenAISpan
+from or_middleware.demo.serving import serve_asgi
+from or_middleware.runtime import live_runtimes
+from tests.apps import chat_body, fastapi_app
+from tests.conftest import make_settings, otlp
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# differ from call to call whichever the path
+VARYING = {"gen_ai.response.id", "gen_ai.response.time_to_first_chunk", "trace.metadata.openrouter.first_token_ms",
+           "or_middleware.stream.output_tokens_per_second"}
+
+
+class Watching(SpanProcessor):
+    """Another processor on our provider (as a test capture is): the GenAI span must be an SDK span."""
+
+    def on_end(self, span):
+        pass
+
+
+def _calls(upstream, receiver, *, sdk: bool, body: dict, route: str = "/ask", status: int = 200):
+    app = fastapi_app(upstream.openrouter)
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver, spans="all")))
+    with serve_asgi(app) as url:
+        runtime = live_runtimes()[-1]
+        if sdk:
+            runtime.tracer_provider.add_span_processor(Watching())
+        assert runtime.records_directly() is not sdk
+        answer = httpx.post(f"{url}{route}", json=body, headers={"traceparent": TRACEPARENT, "x-user-id": "alice"})
+        assert answer.status_code == status
+        assert or_middleware.force_flush()
+    [genai] = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=1)
+    [server] = receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=1)
+    receiver.clear()
+    or_middleware.shutdown_all()
+    return genai, server
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (chat_body("hello there", max_tokens=5, temperature=0.5, stop=["a", 1], trace={"k": {"n": [1, "x"]}}), 200),
+    (chat_body("hello", stream=True), 200),
+    (chat_body("hello", model="fake/error_500"), 500),
+])
+def test_the_live_span_exports_what_the_sdk_span_did(upstream, receiver, body, status):
+    live, live_server = _calls(upstream, receiver, sdk=False, body=body, status=status)
+    sdk, sdk_server = _calls(upstream, receiver, sdk=True, body=body, status=status)
+    for span, server in ((live, live_server), (sdk, sdk_server)):
+        assert span.parent_span_id == server.span_id and span.trace_id == server.trace_id
+        assert span.start_time_unix_nano <= span.end_time_unix_nano
+    assert (live.name, live.kind, live.status_code, live.status_message, live.events, live.resource) == \
+        (sdk.name, sdk.kind, sdk.status_code, sdk.status_message, sdk.events, sdk.resource)
+    assert list(live.attributes) == list(sdk.attributes)  # same keys, same order
+    assert {k: v for k, v in live.attributes.items() if k not in VARYING} == \
+        {k: v for k, v in sdk.attributes.items() if k not in VARYING}
+
+
+def test_a_span_started_inside_the_call_nests_under_the_live_span(upstream, receiver):
+    seen = []
+
+    class Transport(httpx.AsyncBaseTransport):
+        def __init__(self):
+            self._inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request):
+            current = trace.get_current_span()
+            seen.append((type(current), current.get_span_context().span_id, current.is_recording()))
+            current.set_attribute("app.note", "set by the app")
+            return await self._inner.handle_async_request(request)
+
+    app = fastapi_app(upstream.openrouter)
+
+    @app.post("/own-transport")
+    async def own_transport():
+        async with httpx.AsyncClient(transport=Transport()) as client:
+            reply = await client.post(f"{upstream.openrouter}/chat/completions", json=chat_body("hi"))
+        return reply.json()
+
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver, privacy_mode=False)))
+    with serve_asgi(app) as url:
+        assert httpx.post(f"{url}/own-transport").status_code == 200
+        assert or_middleware.force_flush()
+    [genai] = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=1)
+    [(kind, span_id, recording)] = seen
+    assert kind is LiveGenAISpan and recording and f"{span_id:016x}" == genai.span_id
+    assert genai.attributes["app.note"] == "set by the app"
+
+
+def test_span_limits_apply_to_the_live_span(upstream, receiver, monkeypatch):
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "6")
+    live, _ = _calls(upstream, receiver, sdk=False, body=chat_body("hello"))
+    sdk, _ = _calls(upstream, receiver, sdk=True, body=chat_body("hello"))
+    assert len(live.attributes) == len(sdk.attributes) == 7  # the limit, then the analysis stage's prompt hash
+    assert list(live.attributes) == list(sdk.attributes)
