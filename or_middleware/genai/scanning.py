@@ -62,9 +62,9 @@ class _Needles:
         "sep",
     )
 
-    def __init__(self, reader: Any, nl: bytes) -> None:
+    def __init__(self, reader: Any, nl: bytes, sse: bool = True) -> None:
         self.nl = nl
-        self.sep = nl + nl
+        self.sep = nl + nl if sse else nl  # what ends an event: a blank line (SSE), a line end (NDJSON)
         self.named = reader.routine_events is not None
         self.data_line = nl + b"data:"
         self.object_line = nl + b"data: {"
@@ -136,7 +136,7 @@ class EventScanner:
             SSEDecoder() if self._sse else decoder_for_framing(framing)
         )
         scannable = framing in ("sse", "ndjson") and hasattr(reader, "skipping")
-        self._lf = _Needles(reader, b"\n") if scannable else None
+        self._lf = _Needles(reader, b"\n", self._sse) if scannable else None
         self._crlf = _Needles(reader, b"\r\n") if scannable and self._sse else None
         self._clean = False  # the decoder sits at an event boundary (and scanning is possible)
 

@@ -283,3 +283,23 @@ def test_a_run_whose_first_event_is_longer_than_half_is_halved_at_an_event_bound
         [chat_event("y" * 20000), chat_event("", choice={"index": 1, "finish_reason": "length"})], routine=0
     )
     assert observed(CHAT, events_of(routine_big)) == exact(CHAT, routine_big)
+
+
+def test_ndjson_runs_are_judged_in_bulk_too(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Found by adv15: NDJSON events end at a line end, not a blank line; the scanner looked for
+    a blank line to cut a run at, found none, and decoded every Ollama line one by one."""
+    calls = []
+    original = EventStreamReader.on_event
+
+    def counting(self, event, data, now):  # type: ignore[no-untyped-def]
+        calls.append(data[:20])
+        original(self, event, data, now)
+
+    monkeypatch.setattr(EventStreamReader, "on_event", counting)
+    path, framing, content_type = LONG_FIXTURES["ollama_chat_stream_text.ndjson"]
+    fmt = format_for("openai", path)
+    raw = lengthen(fixture_bytes("ollama_chat_stream_text.ndjson"), framing, times=200)
+    lines = re.split(rb"(?<=\n)", raw)
+    record = observed(fmt, lines, content_type)
+    assert record["chunk_count"] > 200 and record["completed"] is True and record["output_tokens"] == 282
+    assert len(calls) <= 8  # the first lines (time to first chunk) and the last ones, not 200
