@@ -84,6 +84,12 @@ def insert_rows(connection: psycopg.Connection[Any], batch: RowBatch) -> int:
     return len(inserted)
 
 
+def _limit(deadline: float) -> float:
+    """``deadline``, or the end of the shutdown budget when shutdown began since and ends first."""
+    closing = closing_by()
+    return deadline if closing is None else min(deadline, closing)
+
+
 class _Watchdog:
     """Ends the statement of ``connection`` once ``deadline`` (or the shutdown budget) has passed,
     by shutting its socket down: the driver then fails at once, whatever the server does."""
@@ -103,13 +109,9 @@ class _Watchdog:
         self._done.set()
         self._thread.join()
 
-    def _limit(self) -> float:
-        closing = closing_by()
-        return self._deadline if closing is None else min(self._deadline, closing)
-
     def _watch(self) -> None:
-        while not self._done.wait(max(0.0, min(0.1, self._limit() - time.monotonic()))):
-            if time.monotonic() >= self._limit():
+        while not self._done.wait(max(0.0, min(0.1, _limit(self._deadline) - time.monotonic()))):
+            if time.monotonic() >= _limit(self._deadline):
                 self.fired = True
                 with contextlib.suppress(Exception):
                     fd = self._connection.pgconn.socket
@@ -195,7 +197,7 @@ class PostgresStoreTransport:
         failures = self._failures
         grace = time.monotonic() + 2 * _POLL_S  # the pool may hold a good connection while another attempt failed
         while True:
-            left = deadline - time.monotonic()
+            left = _limit(deadline) - time.monotonic()  # shutdown began meanwhile: its budget ends the wait
             if left <= 0:
                 raise _Unavailable(self._failing or f"timeout: no connection to {self.target} in time")
             try:
@@ -282,8 +284,9 @@ def _recording_connection(transport: weakref.ref[PostgresStoreTransport]) -> typ
 
 
 class _OurPoolRecords(logging.Filter):
-    """psycopg-pool's own lines about our pool (one per reconnection attempt while the database is
-    down) are left out: the destination logs the outage once, with the reason, and its recovery."""
+    """psycopg's and psycopg-pool's own lines made on our threads (one per reconnection attempt
+    while the database is down, a rollback that failed with the connection) are left out: the
+    destination logs the outage once, with the reason, and its recovery. The app's own are kept."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.threadName or "").startswith(("or_middleware", POOL_NAME)) or record.levelno >= logging.ERROR
@@ -291,7 +294,8 @@ class _OurPoolRecords(logging.Filter):
 
 _transports: weakref.WeakSet[PostgresStoreTransport] = weakref.WeakSet()
 _left_behind: list[Any] = []  # parents' pools, kept so they are never finalised in a child
-logging.getLogger("psycopg.pool").addFilter(_OurPoolRecords())
+for _name in ("psycopg", "psycopg.pool"):
+    logging.getLogger(_name).addFilter(_OurPoolRecords())
 
 
 def _abandon_pools_in_child() -> None:
