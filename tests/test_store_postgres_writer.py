@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import psycopg
@@ -183,3 +184,100 @@ def test_check_says_whether_the_writer_could_write_and_never_shows_the_password(
     for result in (fresh, written, refused, missing, no_server, dry):
         assert PASSWORD not in result.stdout + result.stderr
     assert pg_rows(admin, "SELECT COUNT(*) AS n FROM generations") == [{"n": 1}]
+
+
+# -- report, tail and prune over what the writer wrote ------------------------------------------
+
+
+def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "or_middleware", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_report_tail_and_prune_read_what_the_writer_wrote_as_on_sqlite(postgres, tmp_path):  # noqa: F811
+    from or_middleware.export.store import LocalStoreExporter
+    from tests.test_report import hand_made_spans
+
+    spans = hand_made_spans()
+    sqlite_db = str(tmp_path / "traces.db")
+    exporter = LocalStoreExporter(sqlite_db)
+    assert exporter.export(spans).name == "SUCCESS"
+    exporter.shutdown()
+    admin = postgres.new_database("fleet_report")
+    writer = postgres.role(admin, "writer", PASSWORD, grants="ALL")
+    postgres.execute(admin, f"GRANT CREATE ON SCHEMA public TO {writer.split('//')[1].split(':')[0]}")
+    transport = PostgresStoreTransport(writer, timeout=10)
+    for part in (spans[:5], spans[5:]):  # two batches, and one sent twice
+        assert transport.send(StoreRows().encode(part)).delivered
+    assert transport.send(StoreRows().encode(spans[5:])).delivered
+    ui = postgres.role(admin, "ui", PASSWORD, grants="SELECT")
+    for argv in (["--by", "model"], ["--by", "user"], ["--security"]):
+        on_sqlite = cli("report", "--db", sqlite_db, "--since", "all", "--format", "json", *argv)
+        on_postgres = cli("report", "--db", ui, "--since", "all", "--format", "json", *argv)
+        assert on_sqlite.returncode == on_postgres.returncode == 0, on_postgres.stderr
+        a, b = json.loads(on_sqlite.stdout), json.loads(on_postgres.stdout)
+        a.pop("db"), b.pop("db")
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+        assert PASSWORD not in on_postgres.stdout + on_postgres.stderr
+
+    tail = subprocess.Popen([sys.executable, "-m", "or_middleware", "tail", "--db", ui, "-n", "1", "--interval", "0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = tail.stdout.readline()  # type: ignore[union-attr]
+        assert transport.send(StoreRows().encode([genai_span(request_model="m-new", user="erin")])).delivered
+        new = tail.stdout.readline()  # type: ignore[union-attr]
+    finally:
+        tail.terminate()
+        rest = tail.communicate(timeout=10)[0]
+    assert first.strip() and "erin" in new and "m-new" in new
+    assert PASSWORD not in first + new + rest
+    transport.close()
+
+    refused = cli("prune", "--db", ui, "--older-than", "2d")  # the UI's role cannot delete (and says so)
+    assert refused.returncode == 1 and "permission denied" in refused.stderr and PASSWORD not in refused.stderr
+    dry = cli("prune", "--db", writer, "--older-than", "2d", "--dry-run")
+    assert dry.returncode == 0 and "would delete 1 generations and 0 security events" in dry.stdout
+    done = cli("prune", "--db", writer, "--older-than", "2d")  # the writer's role owns the tables
+    assert done.returncode == 0 and "deleted 1 generations" in done.stdout and PASSWORD not in done.stdout
+
+
+def test_tail_shows_a_row_that_commits_after_a_newer_one(postgres):  # noqa: F811
+    """Two writers: the row with the smaller id becomes visible last; tail prints it all the same, once."""
+    import io
+    import threading
+
+    from or_middleware.report.tail import follow
+    from or_middleware.store.postgres import migrate
+    from or_middleware.store.rows import generation_row
+    from or_middleware.store.sql import for_engine
+    from or_middleware.store.sqlite_writer import INSERT_GENERATION
+
+    url = postgres.new_database("tail")
+    insert = for_engine(INSERT_GENERATION, "postgresql")
+    with psycopg.connect(url) as setup:
+        migrate(setup, url)
+        setup.execute(insert, generation_row(genai_span(request_model="old", user="start")))
+    out, stop = io.StringIO(), threading.Event()
+    follower = threading.Thread(target=follow, args=(url,), kwargs={"lines": 1, "interval": 0.05, "out": out,
+                                                                     "stop": stop.is_set}, daemon=True)
+    follower.start()
+    wait = time.monotonic() + 30
+    while "start" not in out.getvalue() and time.monotonic() < wait:  # following from here on
+        time.sleep(0.05)
+    slow = psycopg.connect(url)
+    try:
+        slow.execute(insert, generation_row(genai_span(request_model="slow", user="first-id")))  # not committed
+        with psycopg.connect(url) as fast:
+            fast.execute(insert, generation_row(genai_span(request_model="fast", user="second-id")))
+        while "second-id" not in out.getvalue() and time.monotonic() < wait:
+            time.sleep(0.05)
+        assert "second-id" in out.getvalue() and "first-id" not in out.getvalue()
+        slow.commit()
+        while "first-id" not in out.getvalue() and time.monotonic() < wait:
+            time.sleep(0.05)
+    finally:
+        slow.close()
+        time.sleep(0.3)  # a few more polls: nothing may be printed twice
+        stop.set()
+        follower.join(10)
+    lines = out.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == ["start", "second-id", "first-id"], lines
