@@ -7,7 +7,6 @@ counted. The app runs under uvicorn, the destinations are raw sockets on loopbac
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from or_middleware.config import OtlpDestination, PostHogDestination
 from or_middleware.demo.serving import serve_asgi
 from tests.support.memory import peak_growth
 from tests.support.raw_http import RawHTTPServer
+from tests.support.silent import silent_ports
 from tests.test_delivery import ask, make_app
 
 HUGE = 400 * 1024 * 1024
@@ -87,31 +87,10 @@ def test_a_trickling_collector_cannot_hold_a_batch_beyond_its_timeout(upstream, 
 
 
 def test_a_grpc_peer_that_never_answers_is_bounded_by_the_deadline(upstream, tmp_path):
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])  # accepted, never answered
-            except TimeoutError:
-                continue
-            except OSError:  # closed at the end of the test
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        port = listener.getsockname()[1]
+    with silent_ports(1) as [port]:
         dest = OtlpDestination(endpoint=f"http://127.0.0.1:{port}", protocol="grpc", metrics=False, spans="genai",
                                schedule_delay_ms=20, spool_dir=str(tmp_path), timeout=1.0, max_retries=0)
         with serve_asgi(make_app(upstream, dest)) as url:
             ask(url, 1, flush_each=False)
             assert or_middleware.force_flush(60_000)
             assert or_middleware.stats()["otlp"]["spooled"] == 1
-    finally:
-        stop.set()
-        for conn in held:
-            conn.close()
-        listener.close()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ import pytest
 
 from tests.apps import chat_body
 from tests.support.real_servers import REPO_ROOT, free_port, venv_command, wait_until_serving
+from tests.support.silent import silent_ports
 
 ASGI_APP = """
 import os
@@ -65,26 +64,8 @@ EXIT_WITHIN_S = 20.0
 @pytest.fixture
 def blackholes() -> Iterator[list[int]]:
     """Three ports that accept connections and never answer a byte."""
-    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept(listener: socket.socket) -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    for listener in listeners:
-        threading.Thread(target=accept, args=(listener,), daemon=True).start()
-    yield [listener.getsockname()[1] for listener in listeners]
-    stop.set()
-    for conn in [*held, *listeners]:
-        conn.close()
+    with silent_ports(3) as ports:
+        yield ports
 
 
 def _env(tmp_path: Path, upstream, ports: list[int]) -> dict[str, str]:

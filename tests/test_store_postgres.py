@@ -14,7 +14,8 @@ from or_middleware.store import NotAStoreError, open_store_reader
 from or_middleware.store.postgres import migrate
 from or_middleware.store.rows import generation_row, security_rows
 from or_middleware.store.sql import for_engine
-from or_middleware.store.sqlite_writer import INSERT_GENERATION, INSERT_SECURITY, LocalStoreExporter
+from or_middleware.store.sqlite_writer import INSERT_GENERATION, INSERT_SECURITY
+from tests.support.generations import sqlite_store
 from tests.support.postgres import postgres  # noqa: F401  (the session fixture)
 from tests.test_report import hand_made_spans
 
@@ -39,10 +40,7 @@ def load(url: str, spans) -> None:
 def stores(postgres, tmp_path):  # noqa: F811
     """The same hand-made rows in a SQLite file and in a PostgreSQL database (URL of a read-only role)."""
     spans = hand_made_spans()
-    sqlite_db = str(tmp_path / "traces.db")
-    exporter = LocalStoreExporter(sqlite_db)
-    assert exporter.export(spans).name == "SUCCESS"
-    exporter.shutdown()
+    sqlite_db = sqlite_store(tmp_path / "traces.db", spans)
     admin = postgres.new_database("store")
     load(admin, spans)
     reader = postgres.role(admin, "ui_reader", PASSWORD, grants="SELECT")

@@ -16,9 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +39,8 @@ from or_middleware.spans import record_attributes
 from tests.apps import chat_body
 from tests.support.postgres import PostgresForTests, own_postgres, postgres  # noqa: F401  (fixtures)
 from tests.support.real_servers import free_port, venv_command, wait_until_serving
+from tests.support.silent import silent_ports
+from tests.test_deploy import PREFORK_APP as DEPLOY_APP
 from tests.test_store import serve_traced
 
 PASSWORD = "pw-CANARY-9d41"
@@ -55,10 +55,7 @@ def count(url: str, sql: str = "SELECT COUNT(*), COUNT(DISTINCT (trace_id, span_
 def writer_url(server: PostgresForTests, prefix: str) -> tuple[str, str]:
     """(the owner's URL, the URL of a new role with a password that may create and write the store)."""
     admin = server.new_database(prefix)
-    writer = server.role(admin, "writer", PASSWORD, grants="ALL")
-    role = writer.split("//", 1)[1].split(":", 1)[0]
-    server.execute(admin, f"GRANT CREATE ON SCHEMA public TO {role}")
-    return admin, writer
+    return admin, server.writer_role(admin, "writer", PASSWORD)
 
 
 def wait_for(condition: Any, timeout: float = 120.0, what: str = "") -> None:
@@ -128,30 +125,9 @@ def test_four_processes_write_at_once_through_a_restart_and_none_is_lost_or_doub
 
 # -- gunicorn, pre-forked -----------------------------------------------------------------------
 
-PREFORK_APP = """
-import os
-
-import httpx
-from fastapi import FastAPI
-
-from or_middleware import LLMTracingMiddleware
-
-BASE = os.environ["LLM_BASE_URL"]
-api = FastAPI()
-
-
-@api.post("/ask")
-async def ask(body: dict) -> dict:
-    async with httpx.AsyncClient() as client:
-        answer = await client.post(BASE + "/chat/completions", json=body)
-    return {"pid": os.getpid(), "id": answer.json()["id"]}
-
-
-app = LLMTracingMiddleware(api)  # built at import: in the master, with --preload
-httpx.post(BASE + "/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "warm-up"}]})
-import or_middleware
-or_middleware.force_flush()  # the master's pool has connected before the workers are forked
-"""
+# test_deploy's app, whose master also waits for its warm-up call to be stored: the master's pool has
+# connected before the workers are forked
+PREFORK_APP = DEPLOY_APP + "import or_middleware\nor_middleware.force_flush()\n"
 
 
 @contextlib.contextmanager
@@ -277,25 +253,8 @@ def test_the_database_going_away_and_coming_back_loses_nothing_and_the_app_never
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A TCP port that accepts connections and never answers a byte (a hung server, a blackhole)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield listener.getsockname()[1]
-    stop.set()
-    for conn in [*held, listener]:
-        conn.close()
+    with silent_ports(1) as [port]:
+        yield port
 
 
 ASGI_APP = """

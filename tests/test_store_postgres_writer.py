@@ -22,9 +22,10 @@ from or_middleware.store.postgres_writer import PostgresStoreTransport
 from or_middleware.store.row_batch import StoreRows, decode_batch
 from or_middleware.store.schema import GENERATION_COLUMNS
 from tests.apps import chat_body
-from tests.support.generations import genai_span, rows
+from tests.support.generations import genai_span, rows, sqlite_store
 from tests.support.postgres import postgres  # noqa: F401  (the session fixture)
 from tests.test_store import serve_traced
+from tests.test_store_postgres import cli
 
 ALICE = {"x-user-id": "alice", "x-session-id": "sess-1"}
 
@@ -84,6 +85,32 @@ def test_a_client_controlled_string_postgresql_cannot_store_costs_no_row(postgre
         transport.close()
     assert [(r["request_model"], r["user_id"]) for r in pg_rows(url, "SELECT * FROM generations ORDER BY id")] == [
         ("m\ufffdodel", "u\ufffd"), ("ok", "v")]
+
+
+def test_a_row_the_database_refuses_costs_the_batch_nothing_else(postgres, caplog):  # noqa: F811
+    """A value the database cannot take is not retried forever (it would hold the spool's head): the
+    batch's other rows go in, the refused one is logged. An id longer than an index entry may be is
+    cut to ID_MAX_CHARS on both engines, so it is stored rather than refused."""
+    import secrets
+
+    from or_middleware.store.rows import ID_MAX_CHARS
+
+    url = postgres.new_database("refused")
+    transport = PostgresStoreTransport(url, timeout=10)
+    try:
+        long_id = secrets.token_hex(5000)  # 10 kB that do not compress: no btree entry takes them
+        assert transport.send(StoreRows().encode([genai_span(request_model="m", user=long_id)])).delivered
+        postgres.execute(url, "ALTER TABLE generations ADD CONSTRAINT no_mallory CHECK (user_id <> 'mallory')")
+        spans = [genai_span(request_model="m", user=name) for name in ("alice", "mallory", "bob")]
+        result = transport.send(StoreRows().encode(spans))
+        assert result.delivered and transport.inserted == 3 and transport.refused == 1
+        assert transport.send(StoreRows().encode(spans)).delivered and transport.inserted == 3  # again: no double
+    finally:
+        transport.close()
+    assert [r["user_id"] for r in pg_rows(url, "SELECT user_id FROM generations ORDER BY id")] == [
+        long_id[:ID_MAX_CHARS], "alice", "bob"]
+    [line] = [r.getMessage() for r in caplog.records if "refused 1 row(s)" in r.getMessage()]
+    assert "no_mallory" in line
 
 
 def test_a_batch_holds_rows_and_nothing_else():
@@ -163,8 +190,7 @@ def check(url: str, *options: str, **variables: str) -> subprocess.CompletedProc
 
 def test_check_says_whether_the_writer_could_write_and_never_shows_the_password(postgres, tmp_path):  # noqa: F811
     admin = postgres.new_database("checked")
-    writer = postgres.role(admin, "writer", PASSWORD, grants="ALL")
-    postgres.execute(admin, f"GRANT CREATE ON SCHEMA public TO {writer.split('//')[1].split(':')[0]}")
+    writer = postgres.writer_role(admin, "writer", PASSWORD)
     fresh = check(writer)
     assert fresh.returncode == 0 and "OK" in fresh.stdout and "the first writer creates schema" in fresh.stdout
     transport = PostgresStoreTransport(writer, timeout=10)
@@ -189,22 +215,13 @@ def test_check_says_whether_the_writer_could_write_and_never_shows_the_password(
 # -- report, tail and prune over what the writer wrote ------------------------------------------
 
 
-def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "or_middleware", *argv], capture_output=True, text=True, timeout=120)
-
-
 def test_report_tail_and_prune_read_what_the_writer_wrote_as_on_sqlite(postgres, tmp_path):  # noqa: F811
-    from or_middleware.export.store import LocalStoreExporter
     from tests.test_report import hand_made_spans
 
     spans = hand_made_spans()
-    sqlite_db = str(tmp_path / "traces.db")
-    exporter = LocalStoreExporter(sqlite_db)
-    assert exporter.export(spans).name == "SUCCESS"
-    exporter.shutdown()
+    sqlite_db = sqlite_store(tmp_path / "traces.db", spans)
     admin = postgres.new_database("fleet_report")
-    writer = postgres.role(admin, "writer", PASSWORD, grants="ALL")
-    postgres.execute(admin, f"GRANT CREATE ON SCHEMA public TO {writer.split('//')[1].split(':')[0]}")
+    writer = postgres.writer_role(admin, "writer", PASSWORD)
     transport = PostgresStoreTransport(writer, timeout=10)
     for part in (spans[:5], spans[5:]):  # two batches, and one sent twice
         assert transport.send(StoreRows().encode(part)).delivered
@@ -281,3 +298,58 @@ def test_tail_shows_a_row_that_commits_after_a_newer_one(postgres):  # noqa: F81
         follower.join(10)
     lines = out.getvalue().splitlines()
     assert [line.split()[2] for line in lines] == ["start", "second-id", "first-id"], lines
+
+
+# -- the roles of docs/store-and-report.md ------------------------------------------------------
+
+
+def documented_role_sql() -> list[str]:
+    """The SQL block of the fleet guide, statement by statement (``\\c db`` kept as a marker)."""
+    from tests.support.real_servers import REPO_ROOT
+    from tests.test_readme import blocks
+
+    [sql] = blocks("sql", (REPO_ROOT / "docs" / "store-and-report.md").read_text())
+    lines = [line.split("--")[0].strip() for line in sql.splitlines()]
+    return [line.rstrip(";") for line in lines if line]
+
+
+def test_the_documented_roles_write_and_read_and_the_readers_cannot_write(upstream, postgres, tmp_path):  # noqa: F811
+    from or_middleware.demo.serving import serve_asgi
+    from or_middleware.ui.app import standalone_app
+
+    statements = documented_role_sql()
+    split = next(i for i, s in enumerate(statements) if s.startswith("\\c "))
+    database = statements[split].split()[1]
+    postgres.execute(postgres.url("postgres"), *statements[:split])
+    postgres.execute(postgres.url(database), *statements[split + 1:])
+    writer, reader = postgres.url(database, "or_writer"), postgres.url(database, "or_reader")
+
+    destination = LocalDestination(name="local", url=writer, schedule_delay_ms=50, spool_dir=str(tmp_path / "s"))
+    with serve_traced(upstream, destination) as app, httpx.Client(base_url=app, timeout=30) as client:
+        for i in range(3):
+            client.post("/ask", json=chat_body(f"q{i}"), headers=ALICE).raise_for_status()
+        assert or_middleware.force_flush()
+    assert or_middleware.stats()["local"]["exported"] == 3
+    report = cli("report", "--db", reader, "--since", "all", "--format", "json")
+    assert report.returncode == 0 and json.loads(report.stdout)["overall"]["requests"] == 3, report.stderr
+    with serve_asgi(standalone_app(reader, token=None, host="127.0.0.1")) as ui:
+        for page in ("/", "/models", "/generations", "/users"):
+            answer = httpx.get(ui + page, timeout=30)
+            assert answer.status_code == 200 and "alice" in httpx.get(ui + "/users", timeout=30).text, page
+    with psycopg.connect(reader, autocommit=True) as connection:  # refused by the database, not by us
+        for statement in ("INSERT INTO generations (time_unix_nano, trace_id, span_id, duration_s, status) "
+                          "VALUES (1, 't', 's', 1, 'ok')", "DELETE FROM generations", "DROP TABLE generations"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(statement)  # type: ignore[arg-type]
+    assert cli("prune", "--db", reader, "--older-than", "1d", "--dry-run").returncode == 0  # counting is reading
+    assert cli("prune", "--db", reader, "--older-than", "0s").returncode == 1
+    assert cli("prune", "--db", writer, "--older-than", "0s").returncode == 0  # the owner prunes
+    assert pg_rows(writer, "SELECT COUNT(*) AS n FROM generations") == [{"n": 0}]
+
+
+def test_db_takes_what_the_variable_takes(tmp_path):
+    db = sqlite_store(tmp_path / "traces.db", [genai_span(request_model="m", user="alice")])
+    same = cli("report", "--db", f"sqlite:///{db}", "--since", "all", "--format", "json")
+    assert same.returncode == 0 and json.loads(same.stdout)["overall"]["requests"] == 1, same.stderr
+    wrong = cli("report", "--db", f"mysql://app:{PASSWORD}@db/llm")
+    assert wrong.returncode == 2 and "unsupported scheme 'mysql'" in wrong.stderr and PASSWORD not in wrong.stderr

@@ -82,8 +82,20 @@ def _prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def store_argument(value: str) -> str:
+    """``--db`` as the engines take it (``sqlite:///x.db`` is ``x.db``); a scheme we do not know is refused."""
+    from or_middleware.store.locations import store_location_problem
+
+    location, problem = store_location_problem(value)
+    if problem:
+        from or_middleware.secrets import safe_url
+
+        raise argparse.ArgumentTypeError(without_secrets(f"{safe_url(value)}: {problem}", value))
+    return location
+
+
 def _db_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=_default_db(), metavar="PATH|URL",
+    parser.add_argument("--db", default=_default_db(), metavar="PATH|URL", type=store_argument,
                         help="the store: a SQLite file or a postgresql:// URL "
                              "(default: $OR_MIDDLEWARE_LOCAL__URL or ./or_traces.db)")
 

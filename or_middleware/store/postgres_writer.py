@@ -38,19 +38,29 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from or_middleware.export.deadline import attempt_deadline, closing_by
 from or_middleware.export.transports import SendResult
+from or_middleware.secrets import scrub_secrets
 from or_middleware.store.postgres import SchemaUnreadable, connection_kwargs, migrate
 from or_middleware.store.row_batch import RowBatch, decode_batch
 from or_middleware.store.schema import NotAStoreError
 from or_middleware.store.sql import display_url, without_secrets
 
+logger = logging.getLogger(__name__)
+
 POOL_NAME = "or_middleware-store"
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
 _POLL_S = 0.05  # how often a send waiting for a connection looks at the last attempt's outcome
 # Worth another try later: the server or the network (OperationalError: refused, reset, shut down,
-# statement_timeout...), a grant or role being fixed, a failover to a read-only standby, a deadlock.
+# statement_timeout...), a grant or role being fixed, a failover to a read-only standby (no lock
+# there either), a deadlock.
 _RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError, errors.InsufficientPrivilege,
               errors.InvalidAuthorizationSpecification, errors.UndefinedTable, errors.ReadOnlySqlTransaction,
-              errors.TransactionRollback, SchemaUnreadable)
+              errors.TransactionRollback, errors.ObjectNotInPrerequisiteState, SchemaUnreadable)
+
+
+# About a row, not the database: a value it cannot take (an id longer than an index entry may be, a
+# character it cannot encode, a constraint). Resending cannot help; the batch's other rows go in.
+_ROW_ERRORS = (psycopg.DataError, psycopg.IntegrityError, errors.ProgramLimitExceeded)
+_REFUSAL_LOG_INTERVAL_S = 60.0
 
 
 class _Unavailable(Exception):
@@ -82,6 +92,19 @@ def insert_rows(connection: psycopg.Connection[Any], batch: RowBatch) -> int:
         if new_signals:
             cursor.executemany(_insert("security_events", signals.columns), new_signals)
     return len(inserted)
+
+
+def insert_each(connection: psycopg.Connection[Any], batch: RowBatch) -> tuple[int, list[str]]:
+    """Write ``batch`` span by span in one transaction (a savepoint each), leaving out the spans the
+    database refuses for their values; (generations that were new, why each refused span was)."""
+    inserted, refused = 0, []
+    with connection.transaction():
+        for part in batch.chunks(0):  # one generation (and its signals) per part
+            try:
+                inserted += insert_rows(connection, part)  # nested: a savepoint
+            except _ROW_ERRORS as exc:
+                refused.append(describe(exc))
+    return inserted, refused
 
 
 def _limit(deadline: float) -> float:
@@ -134,6 +157,8 @@ class PostgresStoreTransport:
         self._failing: str | None = None  # why the last connection attempt failed; None once one succeeds
         self._failures = 0  # connection attempts that failed (a send waits for the next outcome)
         self.inserted = 0  # generations written by this process (the others were already there)
+        self.refused = 0  # spans the database would not take for their values (logged, not retried)
+        self._last_refusal_log = 0.0
         _transports.add(self)
 
     # -- Transport ------------------------------------------------------------------------------
@@ -156,7 +181,8 @@ class PostgresStoreTransport:
             retryable = isinstance(exc, SchemaUnreadable)
             return SendResult(False, retryable=retryable, reason=self._safe(str(exc)))
         except psycopg.Error as exc:
-            return SendResult(False, retryable=isinstance(exc, _RETRYABLE), reason=self._safe(describe(exc)))
+            retryable = isinstance(exc, _RETRYABLE) and not isinstance(exc, _ROW_ERRORS)
+            return SendResult(False, retryable=retryable, reason=self._safe(describe(exc)))
         return SendResult(True)
 
     def close(self) -> None:
@@ -179,7 +205,12 @@ class PostgresStoreTransport:
                     if not self._migrated:
                         migrate(connection, self.url)
                         self._migrated = True
-                    self.inserted += insert_rows(connection, chunk)
+                    try:
+                        self.inserted += insert_rows(connection, chunk)
+                    except _ROW_ERRORS:  # some value the database cannot take: the other rows still go in
+                        inserted, refused = insert_each(connection, chunk)
+                        self.inserted += inserted
+                        self._refused_rows(refused)
                 except errors.UndefinedTable:
                     self._migrated = False  # someone dropped the tables: create them again next time
                     raise
@@ -222,6 +253,15 @@ class PostgresStoreTransport:
             pool.open(wait=False)
             self._pool, self._pool_pid = pool, os.getpid()
         return self._pool
+
+    def _refused_rows(self, reasons: list[str]) -> None:
+        self.refused += len(reasons)
+        now = time.monotonic()
+        if reasons and (now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL_S or not self._last_refusal_log):
+            self._last_refusal_log = now
+            logger.error("or_middleware: local store %s refused %d row(s) for their values, the others were "
+                         "written: %s (%d refused so far)", self.target, len(reasons),
+                         self._safe(scrub_secrets(reasons[0][:300])), self.refused)
 
     def _connect_failed(self, exc: BaseException) -> None:
         self._failing = self._safe(describe(exc))

@@ -48,6 +48,15 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value in _INT64 else None
 
 
+# User and session ids are indexed: PostgreSQL refuses an index entry over ~2.7 kB, and no id
+# needs more than this (OpenRouter takes 128 and 256 characters). Both engines store the same.
+ID_MAX_CHARS = 512
+
+
+def _id(value: Any) -> Any:
+    return value[:ID_MAX_CHARS] if isinstance(value, str) else value
+
+
 def storable(value: Any) -> Any:
     """``value`` as both engines store it: text without NUL characters (PostgreSQL's text cannot
     hold them) or lone surrogates (not UTF-8: no driver can send them), each replaced by U+FFFD.
@@ -93,8 +102,8 @@ def generation_row(span: ReadableSpan) -> tuple[Any, ...]:
         "service": span.resource.attributes.get("service.name") if span.resource else None,
         "route": a.get(contract.TRACE_NAME),
         "operation": a.get(gen_ai.GEN_AI_OPERATION_NAME),
-        "user_id": a.get(contract.USER_ID),
-        "session_id": a.get(contract.SESSION_ID),
+        "user_id": _id(a.get(contract.USER_ID)),
+        "session_id": _id(a.get(contract.SESSION_ID)),
         "request_model": a.get(gen_ai.GEN_AI_REQUEST_MODEL),
         "response_model": a.get(gen_ai.GEN_AI_RESPONSE_MODEL),
         "provider": a.get(gen_ai.GEN_AI_PROVIDER_NAME),
@@ -139,7 +148,7 @@ def security_rows(span: ReadableSpan) -> list[tuple[Any, ...]]:
             f"{span.context.trace_id:032x}",
             _hex_span_id(span.context.span_id),
             event.name[len(EVENT_PREFIX):],
-            a.get(contract.USER_ID),
+            _id(a.get(contract.USER_ID)),
             a.get(contract.TRACE_NAME),
             a.get(gen_ai.GEN_AI_REQUEST_MODEL),
             json.dumps(evidence, ensure_ascii=False, sort_keys=True, default=list),

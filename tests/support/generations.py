@@ -54,3 +54,15 @@ def rows(path: str, sql: str = "SELECT * FROM generations ORDER BY id", params: 
         return [dict(row) for row in connection.execute(sql, params)]
     finally:
         connection.close()
+
+
+def sqlite_store(path: Any, spans: Sequence[ReadableSpan]) -> str:
+    """A SQLite store at ``path`` holding ``spans``, written by the local destination's exporter; its path."""
+    from or_middleware.store.sqlite_writer import LocalStoreExporter
+
+    exporter = LocalStoreExporter(str(path))
+    try:
+        assert exporter.export(spans).name == "SUCCESS"
+    finally:
+        exporter.shutdown()
+    return str(path)

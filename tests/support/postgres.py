@@ -72,6 +72,12 @@ class PostgresForTests:
                      f"GRANT {grants} ON ALL TABLES IN SCHEMA public TO {name}")
         return self.url(urlsplit(database_url).path.lstrip("/"), name, password)
 
+    def writer_role(self, database_url: str, name: str, password: str) -> str:
+        """A role that may create the store's tables in ``database_url`` and write them (the writer's)."""
+        url = self.role(database_url, name, password, grants="ALL")
+        self.execute(database_url, f"GRANT CREATE ON SCHEMA public TO {urlsplit(url).username}")
+        return url
+
 
 @contextlib.contextmanager
 def running_postgres() -> Iterator[PostgresForTests]:
