@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from or_middleware.export.filters import FilterRules, parse_filter_rules
 from or_middleware.export.redaction import parse_pii_patterns
+from or_middleware.lazy_registry import LazyRegistry
 from or_middleware.ratelimit import RateLimit
 from or_middleware.secrets import is_sensitive_name, safe_url, scrub_secrets
 from or_middleware.variables import unknown_variables
@@ -453,7 +454,13 @@ class LocalDestination(SpooledDestination):
         return is_postgres_url(self.url or "")
 
 
-PRESETS: dict[str, type[DestinationSettings]] = {
+# The vendors' presets (export/vendors.py, export/webhook.py) are imported when one is named.
+LAZY_PRESETS = {
+    **dict.fromkeys(("datadog", "newrelic", "sentry", "opik", "weave", "elastic", "honeycomb", "dynatrace",
+                     "otel_collector"), "or_middleware.export.vendors"),
+    "webhook": "or_middleware.export.webhook",
+}
+PRESETS: LazyRegistry[type[DestinationSettings]] = LazyRegistry({
     cls.kind: cls
     for cls in (
         OtlpDestination,
@@ -468,7 +475,7 @@ PRESETS: dict[str, type[DestinationSettings]] = {
         ConsoleDestination,
         LocalDestination,
     )
-}
+}, LAZY_PRESETS)
 
 
 def register_preset(cls: type[DestinationSettings]) -> type[DestinationSettings]:
@@ -482,10 +489,10 @@ def preset_for_name(name: str) -> type[DestinationSettings]:
     key = name.lower()
     if key in PRESETS:
         return PRESETS[key]
-    for kind in sorted(PRESETS, key=len, reverse=True):
+    for kind in sorted(PRESETS.names(), key=len, reverse=True):
         if key.startswith(kind + "_") and len(key) > len(kind) + 1:
             return PRESETS[kind]
-    accepted = ", ".join(sorted(PRESETS))
+    accepted = ", ".join(sorted(PRESETS.names()))
     raise ConfigError(
         f"{ENV_PREFIX}DESTINATIONS: unknown destination {name!r}; accepted: {accepted} "
         f"(or <kind>_<label> for a second one of a kind, e.g. otlp_backup)"
@@ -678,9 +685,3 @@ class Settings(_ReportingSettings):
     def captures_content(self) -> bool:
         """Content is read from bodies at all only when some destination may receive it."""
         return any(not self.privacy_for(d) for d in self._destination_settings)
-
-
-# The vendor presets (datadog, sentry, webhook, ...) register themselves; imported last because
-# they build on the classes above.
-from or_middleware.export import vendors as _vendors  # noqa: E402,F401
-from or_middleware.export import webhook as _webhook  # noqa: E402,F401

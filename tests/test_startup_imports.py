@@ -36,6 +36,8 @@ NOT_FOR_THE_DEFAULT = (
     "or_middleware.export.encoders",
     "or_middleware.export.http_transport",
     "or_middleware.export.grpc_transport",
+    "or_middleware.export.vendors",  # the vendors' presets: imported when one is named
+    "or_middleware.export.webhook",
 )
 
 BUILD = """
@@ -143,3 +145,24 @@ def test_a_malformed_phone_region_is_refused_without_loading_phonenumbers(tmp_pa
     result = _build(tmp_path, {"OR_MIDDLEWARE_PII_PHONE_REGION": "GBR"})
     assert "OR_MIDDLEWARE_PII_PHONE_REGION='GBR'" in str(result["refusal"])
     assert not _loaded(result["modules"], "phonenumbers")
+
+
+def test_the_lazily_imported_presets_are_the_ones_their_modules_register() -> None:
+    import importlib
+
+    from or_middleware.config import LAZY_PRESETS, PRESETS
+
+    for module in set(LAZY_PRESETS.values()):
+        importlib.import_module(module)
+    registered = {kind for kind, cls in PRESETS.items() if cls.__module__ in set(LAZY_PRESETS.values())}
+    assert registered == set(LAZY_PRESETS)
+
+
+def test_a_vendor_destination_is_imported_and_checked_at_start_up(tmp_path: Path) -> None:
+    result = _build(tmp_path, {"OR_MIDDLEWARE_DESTINATIONS": "datadog", "OR_MIDDLEWARE_DATADOG__API_KEY": "k"})
+    assert result["refusal"] is None and _loaded(result["modules"], "or_middleware.export.vendors")
+    result = _build(tmp_path, {"OR_MIDDLEWARE_DESTINATIONS": "local", "OR_MIDDLEWARE_SENTRY__DSNN": "x"})
+    assert "OR_MIDDLEWARE_SENTRY__DSNN names no setting; did you mean OR_MIDDLEWARE_SENTRY__DSN?" in str(
+        result["refusal"])
+    result = _build(tmp_path, {"OR_MIDDLEWARE_DESTINATIONS": "datadgo"})
+    assert "unknown destination 'datadgo'" in str(result["refusal"]) and "datadog" in str(result["refusal"])

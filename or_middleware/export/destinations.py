@@ -8,6 +8,7 @@ local store, and any kind registered in :data:`EXPORTER_FACTORIES`) wrap a SpanE
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from or_middleware.config import (
+    LAZY_PRESETS,
     ArizeDestination,
     BraintrustDestination,
     ConfigError,
@@ -53,8 +55,6 @@ from or_middleware.export.sinks import ExporterSink, SpanSink
 from or_middleware.export.spool import DiskSpool
 from or_middleware.export.stats import DropCounter, PipelineStats
 from or_middleware.export.transports import Transport, ssl_context
-from or_middleware.export.vendors import VENDOR_TARGETS
-from or_middleware.export.webhook import webhook_target
 from or_middleware.export.wire import DEFAULT_TIMEOUT_S, WireTarget, basic, secret, timeout_of, with_path
 from or_middleware.secrets import credential_values
 from or_middleware.semconv_mode import LatestAttributeNames, genai_semconv
@@ -152,9 +152,7 @@ TARGET_FACTORIES: dict[str, TargetFactory] = {
     "braintrust": braintrust_target,
     "posthog": posthog_target,
     "otel_collector": otlp_target,
-    "webhook": webhook_target,
-    **VENDOR_TARGETS,
-}
+}  # and the vendors' own, beside their presets (see vendor_target_factory)
 
 
 def console_exporter(dest: ConsoleDestination) -> SpanExporter:
@@ -203,8 +201,17 @@ EXPORTER_FACTORIES: dict[str, ExporterFactory] = {
 }
 
 
+def vendor_target_factory(kind: str) -> TargetFactory | None:
+    """A vendor's target, from the module that defines its preset (imported with it: config.LAZY_PRESETS)."""
+    module = LAZY_PRESETS.get(kind)
+    if module is None:
+        return None
+    targets: dict[str, TargetFactory] = importlib.import_module(module).VENDOR_TARGETS
+    return targets.get(kind)
+
+
 def wire_target(dest: DestinationSettings, settings: Settings) -> WireTarget | None:
-    factory = TARGET_FACTORIES.get(dest.kind)
+    factory = TARGET_FACTORIES.get(dest.kind) or vendor_target_factory(dest.kind)
     return factory(dest, settings) if factory is not None else None
 
 

@@ -105,3 +105,4 @@ def webhook_target(dest: WebhookDestination, settings: Settings) -> WireTarget:
 
 
 register_preset(WebhookDestination)
+VENDOR_TARGETS = {"webhook": webhook_target}  # export/destinations.py finds the target here
