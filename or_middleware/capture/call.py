@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -138,7 +138,6 @@ class LLMCall:
         self._end_lock = threading.Lock()
         self._ended = False
         self._token: object | None = None
-        self._last_chunk = b""  # of the body chunks the consumer took so far (its last byte matters)
         self._encoded = False  # the body bytes we see are Content-Encoded
 
     # -- request ----------------------------------------------------------------------------
@@ -282,12 +281,17 @@ class LLMCall:
     def on_chunk(self, chunk: bytes) -> None:
         observer = self.observer
         if observer is not None and chunk:
-            self._last_chunk = chunk
             try:
                 observer.feed(chunk)  # takes the time itself, only when it matters
             except Exception:
                 self.observer = None
                 log_once("response parsing")
+
+    def chunk_sink(self) -> Callable[[bytes], None]:
+        """What a seam's loop calls with each body chunk: ``on_chunk``, or, once the response
+        is observed, the observer's own ``feed`` (which never raises), one call less per chunk."""
+        observer = self.observer
+        return self.on_chunk if observer is None else observer.feed
 
     def on_eof(self) -> None:
         observer = self.observer
@@ -317,7 +321,8 @@ class LLMCall:
             return
         record = self.record
         self._settle()  # chunks held for a bulk scan: judged now, the record is current
-        last_byte = self._last_chunk[-1:]
+        observer = self.observer
+        last_byte = observer.last_byte if observer is not None else b""
         if not record.completed and record.stream and last_byte in (b"\n", b"\r") and not self._encoded:
             # The consumer stopped after a whole line (a line reader at "data: [DONE]"): the
             # event those lines make is one it read, though its blank line was not yet taken.

@@ -108,16 +108,20 @@ def observe(call: LLMCall, chunks: Iterable[bytes], *, feed: bool = True) -> Ite
     """The app's iteration of a body, every chunk passed on as it is. ``feed=False`` watches
     only the end and the errors (the bytes are fed elsewhere)."""
     with _body_of(call):
+        if not feed:
+            yield from chunks
+            return
+        sink = call.chunk_sink()
         for chunk in chunks:
-            if feed:
-                call.on_chunk(chunk)
+            sink(chunk)
             yield chunk
 
 
 async def observe_async(call: LLMCall, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     with _body_of(call):
+        sink = call.chunk_sink()
         async for chunk in chunks:
-            call.on_chunk(chunk)
+            sink(chunk)
             yield chunk
 
 

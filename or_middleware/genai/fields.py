@@ -38,7 +38,8 @@ def as_str(value: object) -> str | None:
 
 
 def as_dict(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # The exact-type test first: JSON gives dicts, and it is far cheaper than the ABC check.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def as_list(value: object) -> list[Any]:
@@ -48,7 +49,7 @@ def as_list(value: object) -> list[Any]:
 def get_path(value: object, *keys: str) -> Any:
     """``get_path(body, "usage", "prompt_tokens_details", "cached_tokens")`` or None."""
     for key in keys:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             return None
         value = value.get(key)
     return value

@@ -94,6 +94,7 @@ class ResponseObserver:
         self._batch: list[bytes] = []
         self._batched = 0
         self._holding = False  # decoded bytes go to the batch (the scanner is ready)
+        self._last = b""  # the last chunk fed before the batch (see last_byte)
         self._batching = False  # the same, for raw chunks in feed (no content decoder)
         self._decoder: ContentDecoder | None = None
         self._active = True  # still parsing
@@ -131,6 +132,7 @@ class ResponseObserver:
             return
         if not self._active or not chunk:
             return
+        self._last = chunk
         if now is None:
             now = time.perf_counter()
         try:
@@ -143,6 +145,11 @@ class ResponseObserver:
             self._record.set_error("decompression_limit", "decoded response exceeded the parse limit")
         except Exception:
             self._parse_error()
+
+    @property
+    def last_byte(self) -> bytes:
+        """The last byte of the chunks fed so far (b"" before any)."""
+        return (self._batch[-1] if self._batching and self._batch else self._last)[-1:]
 
     def settle(self, now: float | None = None) -> None:
         """Judge the chunks held for a bulk scan now, so the record is up to date (before the
@@ -264,6 +271,8 @@ class ResponseObserver:
     def _scan_batch(self, now: float) -> None:
         """Hand the held chunks to the scanner as one run; never raises (app's I/O path)."""
         batch, self._batch, self._batched = self._batch, [], 0
+        if self._batching:  # raw chunks: the last one is the last byte fed
+            self._last = batch[-1]
         self._holding = self._batching = False
         scanner = self._scanner
         if scanner is None or not self._active:

@@ -80,6 +80,18 @@ class _Needles:
         self.prefix_lines = tuple(b"event: " + p.encode() for p in reader.routine_prefixes)
 
 
+_NEEDLES: dict[tuple[type, bytes, bool], _Needles] = {}
+
+
+def _needles(reader: Any, nl: bytes, sse: bool = True) -> _Needles:
+    """Built once per reader class, line ending and framing (the class attributes do not change)."""
+    key = (type(reader), nl, sse)
+    needles = _NEEDLES.get(key)
+    if needles is None:
+        needles = _NEEDLES[key] = _Needles(reader, nl, sse)
+    return needles
+
+
 def _starts(data: bytes, needle: bytes, start: int, end: int, nl: bytes) -> int:
     """Occurrences of ``needle`` at a line start in ``data[start:end]`` (``start`` is one)."""
     return data.count(nl + needle, start, end) + data.startswith(needle, start, end)
@@ -136,8 +148,8 @@ class EventScanner:
             SSEDecoder() if self._sse else decoder_for_framing(framing)
         )
         scannable = framing in ("sse", "ndjson") and hasattr(reader, "skipping")
-        self._lf = _Needles(reader, b"\n", self._sse) if scannable else None
-        self._crlf = _Needles(reader, b"\r\n") if scannable and self._sse else None
+        self._lf = _needles(reader, b"\n", self._sse) if scannable else None
+        self._crlf = _needles(reader, b"\r\n") if scannable and self._sse else None
         self._clean = False  # the decoder sits at an event boundary (and scanning is possible)
 
     @property

@@ -86,7 +86,7 @@ class EventStreamReader:
             payload = json.loads(data)
         except ValueError:
             payload = None
-        if isinstance(payload, Mapping):
+        if type(payload) is dict:  # what json.loads gives for an object (no ABC check per event)
             self.handle(event, payload, now)
         else:
             self.handle_other(event, data, now)

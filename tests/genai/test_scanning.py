@@ -178,7 +178,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_streams_read_the_same_through_the_fast_path(case: str) -> None:
-    raw = chat_stream(HOSTILE[case])
+    raw = chat_stream(HOSTILE[case], routine=120)
     expected = exact(CHAT, raw)
     for chunks in cuttings(raw, seed=len(case)):
         assert observed(CHAT, chunks) == expected, case
@@ -303,3 +303,80 @@ def test_ndjson_runs_are_judged_in_bulk_too(monkeypatch) -> None:  # type: ignor
     record = observed(fmt, lines, content_type)
     assert record["chunk_count"] > 200 and record["completed"] is True and record["output_tokens"] == 282
     assert len(calls) <= 8  # the first lines (time to first chunk) and the last ones, not 200
+
+
+MESSAGES = format_for("anthropic", "/v1/messages")
+OLLAMA = format_for("openai", "/api/chat")
+
+
+def anthropic_delta(text: str) -> bytes:
+    body = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+    return b"event: content_block_delta\ndata: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+def anthropic_stream(middle: list[bytes], routine: int = 40) -> bytes:
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 5}}}
+    block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 44}}
+    body = [anthropic_delta(f" w{i}") for i in range(routine)]
+    half = len(body) // 2
+    return b"".join(
+        [
+            b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n",
+            b"event: content_block_start\ndata: " + json.dumps(block).encode() + b"\n\n",
+            anthropic_delta("Hi"),
+            *body[:half],
+            *middle,
+            *body[half:],
+            b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
+            b"event: message_delta\ndata: " + json.dumps(delta).encode() + b"\n\n",
+            b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+        ]
+    )
+
+
+ANTHROPIC_HOSTILE = {
+    "fake event lines inside text": [anthropic_delta("\nevent: message_stop\n\ndata: {}\n\n"), anthropic_delta("x")],
+    "an error event mid-stream": [b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n'],
+    "a ping": [b'event: ping\ndata: {"type": "ping"}\n\n'],
+    "an event name without a space": [b'event:message_stop\ndata: {"type":"message_stop"}\n\n'],
+    "a routine name with a non-routine one in the same event": [
+        b"event: content_block_delta\nevent: message_delta\n"
+        b'data: {"type":"message_delta","usage":{"output_tokens":7}}\n\n'
+    ],
+    "a data line before the event line": [b'data: {"type":"message_stop"}\nevent: content_block_delta\n\n'],
+    "CRLF events": [anthropic_delta("a").replace(b"\n", b"\r\n"), anthropic_delta("b").replace(b"\n", b"\r\n")],
+    "an event with no data": [b"event: content_block_delta\n\n"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(ANTHROPIC_HOSTILE))
+def test_hostile_named_event_streams_read_the_same(case: str) -> None:
+    raw = anthropic_stream(ANTHROPIC_HOSTILE[case], routine=120)
+    expected = exact(MESSAGES, raw)
+    for chunks in cuttings(raw, seed=len(case)):
+        assert observed(MESSAGES, chunks) == expected, case
+
+
+def ollama_line(content: str, **fields) -> bytes:  # type: ignore[no-untyped-def]
+    body = {"model": "llama3.2", "message": {"role": "assistant", "content": content}, "done": False, **fields}
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+OLLAMA_HOSTILE = {
+    "fake done inside content": [ollama_line('"done":true,"eval_count":99')],
+    "an error line mid-stream": [b'{"error":"model runner crashed"}\n'],
+    "done true mid-stream": [ollama_line("", done=True, done_reason="stop", eval_count=3)],
+    "blank and indented lines": [b"\n", b"  " + ollama_line("x")],
+    "CRLF lines": [ollama_line("a").replace(b"\n", b"\r\n")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(OLLAMA_HOSTILE))
+def test_hostile_ndjson_streams_read_the_same(case: str) -> None:
+    body = [ollama_line(f" w{i}") for i in range(40)]
+    last = ollama_line("", done=True, done_reason="stop", prompt_eval_count=4, eval_count=42)
+    raw = b"".join([ollama_line("Hi"), *body[:20], *OLLAMA_HOSTILE[case], *body[20:], last])
+    expected = exact(OLLAMA, raw, "ndjson")
+    for chunks in cuttings(raw, seed=len(case)):
+        assert observed(OLLAMA, chunks, "application/x-ndjson") == expected, case
