@@ -289,9 +289,16 @@ class LLMCall:
 
     def chunk_sink(self) -> Callable[[bytes], None]:
         """What a seam's loop calls with each body chunk: ``on_chunk``, or, once the response
-        is observed, the observer's own ``feed`` (which never raises), one call less per chunk."""
+        is observed, the observer's own ``feed``, one call less per chunk. The loop guards it
+        and calls ``sink_failed`` when it raises (a bug of ours)."""
         observer = self.observer
         return self.on_chunk if observer is None else observer.feed
+
+    def sink_failed(self) -> Callable[[bytes], None]:
+        """The chunk sink raised: stop observing (logged once); the sink from now on."""
+        self.observer = None
+        log_once("response parsing")
+        return self.on_chunk
 
     def on_eof(self) -> None:
         observer = self.observer

@@ -113,7 +113,10 @@ def observe(call: LLMCall, chunks: Iterable[bytes], *, feed: bool = True) -> Ite
             return
         sink = call.chunk_sink()
         for chunk in chunks:
-            sink(chunk)
+            try:
+                sink(chunk)
+            except Exception:
+                sink = call.sink_failed()
             yield chunk
 
 
@@ -121,7 +124,10 @@ async def observe_async(call: LLMCall, chunks: AsyncIterable[bytes]) -> AsyncIte
     with _body_of(call):
         sink = call.chunk_sink()
         async for chunk in chunks:
-            sink(chunk)
+            try:
+                sink(chunk)  # (a bug of ours in it must not stop the app's iteration)
+            except Exception:
+                sink = call.sink_failed()
             yield chunk
 
 
