@@ -430,15 +430,16 @@ class LocalDestination(SpooledDestination):
 
     @model_validator(mode="after")
     def _one_store(self) -> LocalDestination:
-        from or_middleware.store.locations import store_location_problem
+        from or_middleware.store.locations import looks_like_conninfo, store_location_problem
 
         locations = {}
         for field in ("url", "path"):
             value = getattr(self, field)
             if value is not None:
                 location, problem = store_location_problem(value)
-                if problem:
-                    raise ConfigError(f"{self.env_name(field)}{shown_url(value)}: {problem}")
+                if problem:  # a key=value string may hold password=...: not shown
+                    shown = "" if looks_like_conninfo(value) else shown_url(value)
+                    raise ConfigError(f"{self.env_name(field)}{shown}: {problem}")
                 locations[field] = location
         if len(set(locations.values())) > 1:
             raise ConfigError(f"{self.env_name('url')}{shown_url(self.url)} and {self.env_name('path')}"

@@ -181,8 +181,12 @@ def open_store_reader(db: str, *, busy_timeout_ms: int = 5000, connect_timeout_s
 
         connection, version = open_postgres_readonly(db, connect_timeout_s=connect_timeout_s)
         return StoreReader(connection, "postgresql", db, version)
+    from or_middleware.store.locations import looks_like_conninfo
     from or_middleware.store.sqlite import open_readonly
 
+    if looks_like_conninfo(db):  # not a file to wait for (tail) or to name in a message (its password)
+        raise StoreError(f"{display_url(db)} is a libpq key=value string: write it as a URL, "
+                         "postgresql://user:password@host:port/dbname")
     try:
         connection, version = open_readonly(db, busy_timeout_ms=busy_timeout_ms)
     except sqlite3.Error as exc:

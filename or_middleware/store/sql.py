@@ -19,10 +19,14 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[?%]")
 # A metadata key that SQLite's JSON path can name as `$."key"` (anything else goes through json_each).
 _PLAIN_KEY = re.compile(r'^[^"\\]+$')
 _SECRET_QUERY = frozenset({"password", "sslpassword", "passfile", "sslkey"})
+# libpq's key=value form (host=db password=...), which a user may pass where a URL or a path goes
+_CONNINFO_SECRET = re.compile(r"\b((?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
 def is_postgres_url(db: str) -> bool:
-    return urlsplit(db).scheme.lower() in POSTGRES_SCHEMES
+    # not urlsplit: it raises on a malformed host ("[::1/db"), and this decides how to mask the URL
+    scheme, sep, _ = db.partition("://")
+    return bool(sep) and scheme.strip().lower() in POSTGRES_SCHEMES
 
 
 def for_engine(sql: str, engine: Engine) -> str:
@@ -59,8 +63,14 @@ def metadata_value(engine: Engine, key: str) -> str:
 def display_url(db: str) -> str:
     """``db`` fit to print or log: a PostgreSQL URL loses its password (and password-like parameters)."""
     if not is_postgres_url(db):
-        return db
-    parts = urlsplit(db)
+        return _CONNINFO_SECRET.sub(r"\1***", db)
+    try:
+        parts = urlsplit(db)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host: user and host only, never what follows
+        scheme, _, rest = db.partition("://")
+        userinfo, at, host = rest.partition("?")[0].rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        return f"{scheme}://{user}{':***' if ':' in userinfo else ''}{at}{host}{'?***' if '?' in rest else ''}"
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
@@ -74,6 +84,9 @@ def display_url(db: str) -> str:
 def without_secrets(text: str, db: str) -> str:
     """``text`` (an error message) with the password of ``db`` taken out wherever it appears."""
     if not is_postgres_url(db):
+        for match in _CONNINFO_SECRET.finditer(db):
+            for secret in sorted({match.group(2), match.group(2).strip("'")}, key=len, reverse=True):
+                text = text.replace(secret, "***") if secret else text
         return text
     from psycopg.conninfo import conninfo_to_dict
 
@@ -81,7 +94,7 @@ def without_secrets(text: str, db: str) -> str:
         secrets = [v for k, v in conninfo_to_dict(db).items() if k in _SECRET_QUERY and v]
     except Exception:  # a URL psycopg cannot parse
         secrets = []
-    userinfo = urlsplit(db).netloc.rpartition("@")[0]
+    userinfo = re.split(r"[/?#]", db.partition("://")[2], maxsplit=1)[0].rpartition("@")[0]  # urlsplit's netloc
     if ":" in userinfo:  # as written in the URL (percent-encoded) and decoded
         secrets += [userinfo.split(":", 1)[1], unquote(userinfo.split(":", 1)[1])]
     text = text.replace(db, display_url(db))

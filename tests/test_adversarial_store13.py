@@ -1,0 +1,65 @@
+"""Adversarial review of issue 13's fleet store and store at scale (PostgreSQL writer, percentiles,
+capped counts), from outside: malformed store locations, credentials, a hanging or restarting server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from or_middleware import ConfigError, Settings
+from or_middleware.store.sql import display_url, is_postgres_url, without_secrets
+
+CANARY = "pwCANARY7f3a"
+
+
+def _local(monkeypatch, **variables: str) -> None:
+    for name in list(os.environ):
+        if name.startswith("OR_MIDDLEWARE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("OR_MIDDLEWARE_DESTINATIONS", "local")
+    for name, value in variables.items():
+        monkeypatch.setenv(f"OR_MIDDLEWARE_LOCAL__{name}", value)
+
+
+@pytest.mark.parametrize(("url", "hint"), [
+    # urlsplit raised ValueError on it: pydantic's "OR_MIDDLEWARE_LOCAL__?: Value error, Invalid IPv6 URL"
+    (f"postgresql://app:{CANARY}@[::1/llm", "IPv6"),
+    # libpq's message ends with a newline: the line was two
+    (f"postgresql://app:{CANARY}@db/llm?bogus=1", "bogus"),
+    (f"postgresql://app:{CANARY}%ZZ@db/llm", "percent"),
+    # libpq's key=value form was taken for a SQLite file name: a file named after the password, shown by check
+    (f"host=db user=app password={CANARY} dbname=llm", "write it as a URL"),
+    (f"dbname=llm password='{CANARY} x'", "write it as a URL"),
+])
+def test_a_malformed_store_url_stops_start_up_with_one_line_naming_the_variable(monkeypatch, url, hint):
+    _local(monkeypatch, URL=url)
+    with pytest.raises(ConfigError) as raised:
+        Settings().destination_settings()
+    message = str(raised.value)
+    assert "OR_MIDDLEWARE_LOCAL__URL" in message and hint in message, message
+    assert "\n" not in message and CANARY not in message
+
+
+@pytest.mark.parametrize("db", [f"postgresql://app:{CANARY}@[::1/llm", f"host=db user=app password={CANARY} dbname=x",
+                                f"host=db password='{CANARY} x'"])
+def test_masking_a_malformed_or_key_value_location_never_raises_nor_shows_the_password(db):
+    assert CANARY not in display_url(db)
+    said = f"{CANARY} x" if f"{CANARY} x" in db else CANARY  # the password as the driver would quote it
+    assert CANARY not in without_secrets(f"cannot read {db}: it says {said}", db)
+    assert is_postgres_url(db) == db.startswith("postgresql")
+
+
+@pytest.mark.parametrize("command", [["report"], ["tail", "-n", "1"], ["prune", "--older-than", "1d", "--dry-run"],
+                                     ["ui", "--port", "0"]])
+@pytest.mark.parametrize("db", [f"postgresql://app:{CANARY}@[::1/llm", f"host=db user=app password={CANARY} dbname=x"])
+def test_read_commands_given_a_malformed_location_say_one_line_without_the_password(tmp_path, command, db):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OR_MIDDLEWARE_")}
+    result = subprocess.run([sys.executable, "-m", "or_middleware", *command, "--db", db], capture_output=True,
+                            text=True, timeout=60, cwd=tmp_path, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in output, output
+    assert CANARY not in output and len(output.strip().splitlines()) == 1, output
+    assert list(tmp_path.iterdir()) == []  # no file created by a read command
