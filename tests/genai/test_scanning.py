@@ -89,19 +89,21 @@ def chat_stream(middle: list[bytes], routine: int = 40) -> bytes:
 
 # --- fixtures made long --------------------------------------------------------------------
 
+SSE = ("sse", "text/event-stream")  # framing, Content-Type
+NDJSON = ("ndjson", "application/x-ndjson")
 LONG_FIXTURES = {
-    "openai_chat_stream_usage.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
-    "openai_chat_stream_no_usage_crlf.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
-    "openai_chat_stream_tool_calls.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
-    "openai_chat_stream_n2.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
-    "groq_chat_stream_x_groq.sse": ("/v1/chat/completions", "sse", "text/event-stream"),
-    "anthropic_stream_text.sse": ("/v1/messages", "sse", "text/event-stream"),
-    "anthropic_stream_error.sse": ("/v1/messages", "sse", "text/event-stream"),
-    "openai_responses_stream_failed.sse": ("/v1/responses", "sse", "text/event-stream"),
-    "cohere_chat_stream_text.sse": ("/v2/chat", "sse", "text/event-stream"),
-    "gemini_stream_text.sse": ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", "sse", "text/event-stream"),
-    "ollama_chat_stream_text.ndjson": ("/api/chat", "ndjson", "application/x-ndjson"),
-    "ollama_chat_stream_error.ndjson": ("/api/chat", "ndjson", "application/x-ndjson"),
+    "openai_chat_stream_usage.sse": ("/v1/chat/completions", *SSE),
+    "openai_chat_stream_no_usage_crlf.sse": ("/v1/chat/completions", *SSE),
+    "openai_chat_stream_tool_calls.sse": ("/v1/chat/completions", *SSE),
+    "openai_chat_stream_n2.sse": ("/v1/chat/completions", *SSE),
+    "groq_chat_stream_x_groq.sse": ("/v1/chat/completions", *SSE),
+    "anthropic_stream_text.sse": ("/v1/messages", *SSE),
+    "anthropic_stream_error.sse": ("/v1/messages", *SSE),
+    "openai_responses_stream_failed.sse": ("/v1/responses", *SSE),
+    "cohere_chat_stream_text.sse": ("/v2/chat", *SSE),
+    "gemini_stream_text.sse": ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", *SSE),
+    "ollama_chat_stream_text.ndjson": ("/api/chat", *NDJSON),
+    "ollama_chat_stream_error.ndjson": ("/api/chat", *NDJSON),
 }
 
 
@@ -133,8 +135,9 @@ def test_long_fixture_streams_read_the_same_through_the_fast_path(name: str) -> 
         assert observed(fmt, chunks, content_type) == expected
 
 
-def test_the_fast_path_is_taken_routine_events_are_not_handed_to_the_reader(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    calls = []
+def reader_calls(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The events handed to a reader one by one from now on (the exact path), for the test to count."""
+    calls: list[str] = []
     original = EventStreamReader.on_event
 
     def counting(self, event, data, now):  # type: ignore[no-untyped-def]
@@ -142,6 +145,11 @@ def test_the_fast_path_is_taken_routine_events_are_not_handed_to_the_reader(monk
         original(self, event, data, now)
 
     monkeypatch.setattr(EventStreamReader, "on_event", counting)
+    return calls
+
+
+def test_the_fast_path_is_taken_routine_events_are_not_handed_to_the_reader(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls = reader_calls(monkeypatch)
     raw = chat_stream([], routine=200)
     record = observed(CHAT, events_of(raw))
     assert record["chunk_count"] == 204 and record["finish_reasons"] == ["stop"] and record["output_tokens"] == 42
@@ -288,14 +296,7 @@ def test_a_run_whose_first_event_is_longer_than_half_is_halved_at_an_event_bound
 def test_ndjson_runs_are_judged_in_bulk_too(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Found by adv15: NDJSON events end at a line end, not a blank line; the scanner looked for
     a blank line to cut a run at, found none, and decoded every Ollama line one by one."""
-    calls = []
-    original = EventStreamReader.on_event
-
-    def counting(self, event, data, now):  # type: ignore[no-untyped-def]
-        calls.append(data[:20])
-        original(self, event, data, now)
-
-    monkeypatch.setattr(EventStreamReader, "on_event", counting)
+    calls = reader_calls(monkeypatch)
     path, framing, content_type = LONG_FIXTURES["ollama_chat_stream_text.ndjson"]
     fmt = format_for("openai", path)
     raw = lengthen(fixture_bytes("ollama_chat_stream_text.ndjson"), framing, times=200)
