@@ -49,6 +49,16 @@ class Page:
     capped: bool = False
 
 
+def page_total(reader: StoreReader, where: str, params: Sequence[Any], offset: int, shown: int,
+               more: bool) -> tuple[int, bool]:
+    """``(total, capped)`` of a page of generations at ``offset`` that holds ``shown`` rows, ``more``
+    when a row beyond it exists. The last page (not beyond it) tells the total itself: a filter that
+    matches few calls is not read through a second time to count them."""
+    if not more and (shown or not offset):
+        return offset + shown, False
+    return count_up_to(reader, where, params)
+
+
 def count_up_to(reader: StoreReader, where: str, params: Sequence[Any], cap: int = COUNT_CAP) -> tuple[int, bool]:
     """``(rows of generations matching where, up to cap; whether more match)``: the database stops
     counting at ``cap + 1`` rows instead of counting them all."""
@@ -75,9 +85,9 @@ def generations(reader: StoreReader, filters: Filters = EVERYTHING, *, sort: str
     where, params = filters.where(reader.engine)
     rows = reader.query(
         f"SELECT {', '.join(LIST_COLUMNS)} FROM generations WHERE {where} "
-        f"ORDER BY {expression} {direction}{nulls}, id {direction} LIMIT ? OFFSET ?", [*params, limit, offset])
-    total, capped = count_up_to(reader, where, params)
-    return Page(rows, total, limit, offset, capped)
+        f"ORDER BY {expression} {direction}{nulls}, id {direction} LIMIT ? OFFSET ?", [*params, limit + 1, offset])
+    total, capped = page_total(reader, where, params, offset, min(len(rows), limit), len(rows) > limit)
+    return Page(rows[:limit], total, limit, offset, capped)
 
 
 def generation(reader: StoreReader, generation_id: int) -> dict[str, Any] | None:

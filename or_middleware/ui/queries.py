@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from or_middleware.report.figures import GROUPINGS, NONE_KEY, UsageReport, usage_report
-from or_middleware.store.listing import count_up_to
+from or_middleware.store.listing import page_total
 from or_middleware.ui.charts import MAX_SERIES, Series, over_time
 from or_middleware.ui.filters import GenerationFilter, Paging, TimeRange
 from or_middleware.ui.source import Reader
@@ -72,10 +72,11 @@ class GenerationsPage:
 
 def generations_page(reader: Reader, found: GenerationFilter, paging: Paging) -> GenerationsPage:
     where, values = found.where(reader)
-    total, capped = count_up_to(reader.store, where, values)
     rows = _records(reader, f"SELECT {_LIST} FROM generations WHERE {where} ORDER BY {paging.order_by()} "
                             "LIMIT ? OFFSET ?", [*values, paging.size + 1, paging.offset])
-    return GenerationsPage(rows[:paging.size], total, capped, len(rows) > paging.size)
+    shown, more = rows[:paging.size], len(rows) > paging.size
+    total, capped = page_total(reader.store, where, values, paging.offset, len(shown), more)
+    return GenerationsPage(shown, total, capped, more)
 
 
 def generation(reader: Reader, generation_id: int) -> Record | None:
