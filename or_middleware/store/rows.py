@@ -48,8 +48,9 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value in _INT64 else None
 
 
-# User and session ids are indexed: PostgreSQL refuses an index entry over ~2.7 kB, and no id
-# needs more than this (OpenRouter takes 128 and 256 characters). Both engines store the same.
+# User and session ids and model names are indexed: PostgreSQL refuses an index entry over ~2.7 kB,
+# and none needs more than this (OpenRouter takes 128 and 256 characters for user and session).
+# Both engines store the same.
 ID_MAX_CHARS = 512
 
 
@@ -104,8 +105,8 @@ def generation_row(span: ReadableSpan) -> tuple[Any, ...]:
         "operation": a.get(gen_ai.GEN_AI_OPERATION_NAME),
         "user_id": _id(a.get(contract.USER_ID)),
         "session_id": _id(a.get(contract.SESSION_ID)),
-        "request_model": a.get(gen_ai.GEN_AI_REQUEST_MODEL),
-        "response_model": a.get(gen_ai.GEN_AI_RESPONSE_MODEL),
+        "request_model": _id(a.get(gen_ai.GEN_AI_REQUEST_MODEL)),
+        "response_model": _id(a.get(gen_ai.GEN_AI_RESPONSE_MODEL)),
         "provider": a.get(gen_ai.GEN_AI_PROVIDER_NAME),
         "upstream_provider": a.get(contract.SERVED_BY),
         "input_tokens": _int(a.get(gen_ai.GEN_AI_USAGE_INPUT_TOKENS)),
@@ -150,7 +151,7 @@ def security_rows(span: ReadableSpan) -> list[tuple[Any, ...]]:
             event.name[len(EVENT_PREFIX):],
             _id(a.get(contract.USER_ID)),
             a.get(contract.TRACE_NAME),
-            a.get(gen_ai.GEN_AI_REQUEST_MODEL),
+            _id(a.get(gen_ai.GEN_AI_REQUEST_MODEL)),
             json.dumps(evidence, ensure_ascii=False, sort_keys=True, default=list),
         )))
     return rows
