@@ -508,13 +508,15 @@ def report(result: dict[str, Any], plan: Plan, command: str) -> str:
             "(fresh process each, median of 5): building the app with the contender; settled: once the "
             "work it started in the background at build time is done (ours: the price table).",
             "",
-            "| contender | ms | added ms vs bare | RSS added MiB | vs bare MiB | settled vs bare MiB |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| contender | ms | added ms vs bare | CPU ms | added CPU ms | RSS added MiB | vs bare MiB "
+            "| settled vs bare MiB |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for name, v in startup.items():
             settled = v.get("settled_rss_kib", v["rss_kib"]) - base.get("settled_rss_kib", base["rss_kib"])
             lines.append(
-                f"| {name} | {v['ms']:.0f} | {v['ms'] - base['ms']:+.0f} | {v['rss_kib'] / 1024:.1f} | "
+                f"| {name} | {v['ms']:.0f} | {v['ms'] - base['ms']:+.0f} | {v.get('cpu_ms', 0):.0f} | "
+                f"{v.get('cpu_ms', 0) - base.get('cpu_ms', 0):+.0f} | {v['rss_kib'] / 1024:.1f} | "
                 f"{(v['rss_kib'] - base['rss_kib']) / 1024:+.1f} | {settled / 1024:+.1f} |"
             )
     return "\n".join(lines) + "\n"

@@ -3,7 +3,7 @@
 ``python -m benchmarks.startup CONTENDER UPSTREAM_URL`` (one fresh process per measurement) imports
 the app's own stack first (fastapi, uvicorn, openai: what any such app has loaded anyway), then
 times building the app with the contender's instrumentation and reads the RSS growth, and prints
-``STARTUP <ms> <added RSS KiB> <settled RSS KiB>``: "settled" is read once the work a contender
+``STARTUP <ms> <added RSS KiB> <settled RSS KiB> <CPU ms>``: "settled" is read once the work a contender
 starts in the background at build time is done (ours loads the price table on a thread, so that
 the first LLM call does not wait for it). ``run_startup`` runs it for every contender, several
 times, and reports medians; "added" is the contender minus ``bare`` (which builds the same app alone).
@@ -39,14 +39,15 @@ def main(argv: list[str]) -> None:
     from benchmarks.contenders import instrument
 
     rss0 = _rss_kib()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     instrument(contender, upstream)
     elapsed_ms = (time.perf_counter() - t0) * 1000
+    cpu_ms = (time.process_time() - cpu0) * 1000  # all threads; less swayed by a loaded machine than the wall time
     built = _rss_kib() - rss0
     for thread in threading.enumerate():
         if thread.name in BACKGROUND_START_UP:
             thread.join(60)
-    print(f"STARTUP {elapsed_ms:.1f} {built} {_rss_kib() - rss0}", flush=True)
+    print(f"STARTUP {elapsed_ms:.1f} {built} {_rss_kib() - rss0} {cpu_ms:.1f}", flush=True)
 
 
 def run_startup(contenders: list[str], upstream_port: int, repeats: int = 5) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def run_startup(contenders: list[str], upstream_port: int, repeats: int = 5) -> 
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "or_middleware"), str(ROOT / "benchmarks")],
                    check=False, capture_output=True, cwd=ROOT)
     for name in contenders:
-        times, rss, settled = [], [], []
+        times, rss, settled, cpu = [], [], [], []
         for _ in range(repeats):
             done = subprocess.run(
                 [python_for(name), "-m", "benchmarks.startup", name, f"http://{HOST}:{upstream_port}"],
@@ -72,13 +73,14 @@ def run_startup(contenders: list[str], upstream_port: int, repeats: int = 5) -> 
             if not line:
                 print(f"startup {name}: failed: {done.stderr[-500:]}", file=sys.stderr)
                 break
-            _, ms, kib, settled_kib = line.split()
+            _, ms, kib, settled_kib, cpu_ms = line.split()
             times.append(float(ms))
+            cpu.append(float(cpu_ms))
             rss.append(int(kib))
             settled.append(int(settled_kib))
         if times:
             out[name] = {"ms": statistics.median(times), "rss_kib": statistics.median(rss),
-                         "settled_rss_kib": statistics.median(settled)}
+                         "settled_rss_kib": statistics.median(settled), "cpu_ms": statistics.median(cpu)}
             print(f"startup {name}: {out[name]}", file=sys.stderr)
     return out
 
