@@ -165,7 +165,9 @@ class EventScanner:
             cut = data.find(sep) + len(sep)
             if len(sep) <= cut < len(data):
                 self._decode(data[:cut], now)
-                return data[cut:]
+                if self._clean:
+                    return data[cut:]
+                data = data[cut:]
         self._decode(data, now)
         return b""
 
