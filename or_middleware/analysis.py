@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanLimits, SpanProcessor
 
-from or_middleware.capture.live_span import LiveGenAISpan
+from or_middleware.capture.live_span import LiveSpan
 from or_middleware.export.deadline import closing_by, seconds_left
 from or_middleware.prompts import PromptFields, prompt_sha256
 from or_middleware.security import SecurityMonitor, signal_event
@@ -80,6 +80,8 @@ def _plain(span: ReadableSpan) -> tuple[dict[str, object] | None, Sequence[objec
 
 def settled(span: ReadableSpan, extra: dict[str, object] | None = None, events: Sequence[object] = ()) -> ReadableSpan:
     """The span every destination gets: attributes in a plain dict, plus ``extra`` and ``events``."""
+    if not extra and not events and isinstance(getattr(span, "_attributes", None), dict):
+        return span  # already plain (a live span's finished form)
     attributes, own_events, links = _plain(span)
     if attributes is None:
         if not extra and not events:
@@ -159,7 +161,7 @@ class GenerationAnalysis(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         self._enqueue(span, self._prompts.get(span.context.span_id), None)
 
-    def end_live(self, span: LiveGenAISpan, description: CallDescription | None,
+    def end_live(self, span: LiveSpan, description: CallDescription | None,
                  prompt: PromptFields | None) -> None:
         """A call's live span ended (capture/live_span.py): queued like any span, made into the
         finished span on the analysis thread from ``description``."""
@@ -190,7 +192,7 @@ class GenerationAnalysis(SpanProcessor):
     def _finished(self, span: Any, description: Any) -> ReadableSpan:
         """A live span made into the finished span (its attributes from the call's description);
         any other span as it is."""
-        if not isinstance(span, LiveGenAISpan):
+        if not isinstance(span, LiveSpan):
             return span  # type: ignore[no-any-return]
         attributes: dict[str, Any] = {}
         status = None
@@ -258,10 +260,9 @@ class GenerationAnalysis(SpanProcessor):
             while spans:  # everything appended so far, in order
                 span, prompt, description = spans.popleft()
                 with self._fork_guard:
-                    if description is not None or isinstance(span, LiveGenAISpan):
-                        self._forward(self._analyse(self._finished(span, description), prompt))
-                    else:
-                        self._forward(self._analyse(span, prompt) if _is_genai(span) else self._settled(span))
+                    if isinstance(span, LiveSpan):
+                        span = self._finished(span, description)
+                    self._forward(self._analyse(span, prompt) if _is_genai(span) else self._settled(span))
             requests = self._requests
             while requests:
                 request = requests.popleft()

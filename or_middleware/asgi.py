@@ -53,6 +53,7 @@ class LLMTracingMiddleware:
             self.runtime.tracer_provider,
             eager=wants_every_server_span(self.settings),
             seen=self.runtime.wants_server_spans,
+            runtime=self.runtime,
             describe=describe_asgi,
             getter=asgi_getter,
             request_headers=lambda scope, sanitize, names: collect_custom_headers_attributes(

@@ -115,6 +115,8 @@ def safe_url(url: str) -> str:
     nothing raises. Other characters are kept as they are (no re-encoding)."""
     if not isinstance(url, str) or not url:
         return url
+    if "@" not in url and "?" not in url and "#" not in url:  # no user info, query or fragment: as it is
+        return url
     rest, hash_, fragment = url.partition("#")
     base, question, query = rest.partition("?")
     scheme_end = base.find("://")

@@ -46,6 +46,7 @@ from opentelemetry.util.http import (
     get_custom_headers,
 )
 
+from or_middleware.capture.live_span import LiveSpan, sampled_span_context
 from or_middleware.version import __version__
 
 SERVER_SCOPE = "or_middleware.server"
@@ -71,6 +72,7 @@ class ServerSpans:
         request_headers: Callable[[Any, SanitizeValue, list[str]], dict[str, Any]],
         response_headers: Callable[[Any, SanitizeValue, list[str]], dict[str, Any]],
         seen: Callable[[], bool] | None = None,
+        runtime: Any = None,
     ) -> None:
         # Imported here: capture.call (which or_middleware.inbound uses) imports this module.
         from or_middleware.inbound import redact_attributes, sanitize_fields
@@ -81,6 +83,9 @@ class ServerSpans:
         self.eager = eager
         # Would a span started now reach anyone? None: always (eager spans are exported).
         self._seen = None if eager else seen
+        # Our runtime: when its analysis stage is the only reader, the span is a live one
+        # (capture/live_span.py), handed to the analysis when it ends.
+        self._runtime = runtime
         _OpenTelemetrySemanticConventionStability._initialize()
         self.mode = _OpenTelemetrySemanticConventionStability._get_opentelemetry_stability_opt_in_mode(
             _OpenTelemetryStabilitySignalType.HTTP
@@ -106,14 +111,24 @@ class ServerSpans:
         if self._capture_request:
             attributes.update(self._request_headers(carrier, self._sanitize, self._capture_request))
         self._redact_attributes(attributes)  # before the span holds them: one dict, no set_attribute
-        span = self.tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes, start_time=start_ns)
+        runtime = self._runtime
+        if runtime is not None and runtime.records_directly():
+            span = _live_server_span(self.tracer, self._provider, name, parent, attributes, start_ns)
+        else:
+            span = self.tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes,
+                                          start_time=start_ns)
         return span, trace.set_span_in_context(span, parent)
+
+    def end(self, span: trace.Span, end_ns: int | None) -> None:
+        if isinstance(span, LiveSpan):
+            span.end(end_ns)
+            self._runtime.analysis.end_live(span, None, None)
+        else:
+            span.end(end_time=end_ns)
 
     def _unrecorded(self, parent: otel_context.Context) -> trace.Span:
         """A non-recording server span: the ids and sampling decision the SDK would have given the
         request's span (our provider's id generator and sampler, its trace flags), nothing else."""
-        from or_middleware.capture.live_span import sampled_span_context
-
         return trace.NonRecordingSpan(sampled_span_context(self._provider, parent, "", SpanKind.SERVER))
 
     def caller_context(self, carrier: Any) -> otel_context.Context | None:
@@ -235,7 +250,17 @@ class RequestSpan:
             exc = self._error
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-        span.end(end_time=self._end_ns)
+        self._spans.end(span, self._end_ns)
+
+
+def _live_server_span(tracer: Any, provider: Any, name: str, parent: otel_context.Context,
+                      attributes: dict[str, Any], start_ns: int) -> trace.Span:
+    context = sampled_span_context(provider, parent, name, SpanKind.SERVER)
+    if not context.trace_flags.sampled:
+        return trace.NonRecordingSpan(context)
+    caller = trace.get_current_span(parent).get_span_context()
+    return LiveSpan(name, context, caller if caller.is_valid else None, tracer, kind=SpanKind.SERVER,
+                    attributes=attributes, start_time=start_ns)
 
 
 def llm_parent_context() -> otel_context.Context | None:

@@ -94,6 +94,7 @@ class LLMTracingWSGIMiddleware:
             self.runtime.tracer_provider,
             eager=wants_every_server_span(self.settings),
             seen=self.runtime.wants_server_spans,
+            runtime=self.runtime,
             describe=_describe,
             getter=wsgi_getter,
             request_headers=_request_headers,

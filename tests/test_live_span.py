@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 import or_middleware
 from or_middleware import LLMTracingMiddleware
-from or_middleware.capture.live_span import LiveGenAISpan
+from or_middleware.capture.live_span import LiveSpan
 from or_middleware.demo.serving import serve_asgi
 from or_middleware.runtime import live_runtimes
 from tests.apps import chat_body, fastapi_app
@@ -19,6 +19,8 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # differ from call to call whichever the path
 VARYING = {"gen_ai.response.id", "gen_ai.response.time_to_first_chunk", "trace.metadata.openrouter.first_token_ms",
            "or_middleware.stream.output_tokens_per_second"}
+
+SERVER_VARYING = {"net.peer.port", "net.host.port", "http.host", "http.url", "http.server_name"}  # ports differ
 
 
 class Watching(SpanProcessor):
@@ -62,6 +64,13 @@ def test_the_live_span_exports_what_the_sdk_span_did(upstream, receiver, body, s
     assert list(live.attributes) == list(sdk.attributes)  # same keys, same order
     assert {k: v for k, v in live.attributes.items() if k not in VARYING} == \
         {k: v for k, v in sdk.attributes.items() if k not in VARYING}
+    # the request's server span too (a live one without another processor)
+    assert (live_server.name, live_server.kind, live_server.status_code, live_server.parent_span_id,
+            live_server.events, live_server.resource, list(live_server.attributes)) == \
+        (sdk_server.name, sdk_server.kind, sdk_server.status_code, sdk_server.parent_span_id,
+         sdk_server.events, sdk_server.resource, list(sdk_server.attributes))
+    assert {k: v for k, v in live_server.attributes.items() if k not in SERVER_VARYING} == \
+        {k: v for k, v in sdk_server.attributes.items() if k not in SERVER_VARYING}
 
 
 def test_a_span_started_inside_the_call_nests_under_the_live_span(upstream, receiver):
@@ -91,7 +100,7 @@ def test_a_span_started_inside_the_call_nests_under_the_live_span(upstream, rece
         assert or_middleware.force_flush()
     [genai] = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=1)
     [(kind, span_id, recording)] = seen
-    assert kind is LiveGenAISpan and recording and f"{span_id:016x}" == genai.span_id
+    assert kind is LiveSpan and recording and f"{span_id:016x}" == genai.span_id
     assert genai.attributes["app.note"] == "set by the app"
 
 
@@ -101,3 +110,22 @@ def test_span_limits_apply_to_the_live_span(upstream, receiver, monkeypatch):
     sdk, _ = _calls(upstream, receiver, sdk=True, body=chat_body("hello"))
     assert len(live.attributes) == len(sdk.attributes) == 7  # the limit, then the analysis stage's prompt hash
     assert list(live.attributes) == list(sdk.attributes)
+
+
+def test_an_app_error_marks_the_live_server_span(upstream, receiver):
+    """An exception from the app: the live server span gets status ERROR and an exception event,
+    as the SDK span did; the app's own exception reaches the server unchanged."""
+    app = fastapi_app(upstream.openrouter)
+
+    @app.get("/fails")
+    async def fails():
+        raise RuntimeError("the app's own failure")
+
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver, spans="all")))
+    with serve_asgi(app) as url:
+        assert live_runtimes()[-1].records_directly()
+        assert httpx.get(f"{url}/fails").status_code == 500
+        assert or_middleware.force_flush()
+    [server] = receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=1)
+    assert server.status_code == "ERROR" and "RuntimeError" in server.status_message
+    assert [e["name"] for e in server.events] == ["exception"]

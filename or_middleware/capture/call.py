@@ -22,7 +22,7 @@ from or_middleware import announce, server_span
 from or_middleware import spans as contract
 from or_middleware.capture.detection import LLMEndpoint, confirms_shape, versioned_api_path, with_provider
 from or_middleware.capture.linkage import BodyLayout, parse_body, plan_linkage, splice_linkage
-from or_middleware.capture.live_span import LiveGenAISpan, sampled_span_context
+from or_middleware.capture.live_span import LiveSpan, sampled_span_context
 from or_middleware.coexistence import foreign_genai_span
 from or_middleware.context import current_identity
 from or_middleware.genai.formats import WireFormat
@@ -377,7 +377,7 @@ class LLMCall:
                                           self.runtime.settings.max_content_bytes, self.host, self.port)
         except Exception:
             log_once("span attributes")
-        if isinstance(span, LiveGenAISpan):
+        if isinstance(span, LiveSpan):
             try:  # described on the analysis thread, off the request path
                 span.end()
                 self.runtime.analysis.end_live(span, description, self.prompt)
@@ -440,7 +440,7 @@ def _live_span(tracer: Any, name: str, parent: otel_context.Context | None) -> t
     if not context.trace_flags.sampled:
         return trace.NonRecordingSpan(context)
     parent_context = trace.get_current_span(parent).get_span_context()
-    return LiveGenAISpan(name, context, parent_context if parent_context.is_valid else None, tracer)
+    return LiveSpan(name, context, parent_context if parent_context.is_valid else None, tracer)
 
 
 def _price(record: GenerationRecord) -> None:

@@ -1,14 +1,15 @@
-"""The GenAI span of a call while it runs, when only our analysis stage will read it.
+"""Our spans while they run (an LLM call's GenAI span, a request's server span), when only our
+analysis stage will read them.
 
 An OpenTelemetry SDK span costs more to start and end than everything else a call does on the
 request path: a lock, bounded attribute and event containers, every span processor's
 ``on_start``/``on_end``, and every attribute cleaned as it is set. When the runtime's provider
 has no span processor but our analysis stage (no test capture, no app provider to forward to),
 nobody can see the span before it ends. Then the request path only keeps what the span is (ids
-from our provider's id generator and sampler, times, parent) in a :class:`LiveGenAISpan`, and
-the analysis thread builds the finished span once, attributes and all, from the call's record
-(``finish``). A span is current while the client sends (HTTP client spans nest under it) and
-answers what any span answers; attributes or events someone sets on it are kept.
+from our provider's id generator and sampler, times, parent, the attributes set on it) in a
+:class:`LiveSpan`, and the analysis thread builds the finished span once (for a GenAI span, its
+attributes too, from the call's record). A live span is current while the client sends or the
+app runs (spans nest under it) and answers what any span answers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
-_MAX_OWN = 128  # attributes and events set on the live span by others (rare): bounded
+# Attributes and events a live span holds at most (the SDK's own limits are applied when it ends:
+# 128 attributes unless OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT says otherwise); the oldest go first.
+_MAX_OWN = 1024
 
 
 def sampled_span_context(provider: Any, parent: Context | None, name: str, kind: SpanKind) -> SpanContext:
@@ -42,18 +45,21 @@ def sampled_span_context(provider: Any, parent: Context | None, name: str, kind:
                        trace_state=sampled.trace_state)
 
 
-class LiveGenAISpan(trace.Span):
+class LiveSpan(trace.Span):
     """A recording span whose finished form is built off the request path (see the module doc)."""
 
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, tracer: Any) -> None:
+    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, tracer: Any, *,
+                 kind: SpanKind = SpanKind.CLIENT, attributes: dict[str, Any] | None = None,
+                 start_time: int | None = None) -> None:
         self.name = name
+        self.kind = kind
         self._context = context
         self.parent = parent
         self.instrumentation_scope = tracer._instrumentation_scope  # what foreign_genai_span() recognises
         self.resource = tracer.resource
-        self.start_time = time.time_ns()
+        self.start_time = start_time or time.time_ns()
         self.end_time: int | None = None
-        self.own_attributes: dict[str, Any] = {}
+        self.own_attributes: dict[str, Any] = attributes if attributes is not None else {}
         self.events: list[Event] = []
         self.status: Status | None = None
 
@@ -74,8 +80,14 @@ class LiveGenAISpan(trace.Span):
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if self.end_time is None and (key in self.own_attributes or len(self.own_attributes) < _MAX_OWN):
-            self.own_attributes[key] = value
+        if self.end_time is not None:
+            return
+        own = self.own_attributes
+        if key in own:
+            del own[key]  # re-set: it moves last, as in the SDK's mapping
+        elif len(own) >= _MAX_OWN:
+            del own[next(iter(own))]
+        own[key] = value
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
                   timestamp: int | None = None) -> None:
@@ -108,9 +120,9 @@ class LiveGenAISpan(trace.Span):
     # -- the exporter side ---------------------------------------------------------------------
 
     def finished(self, attributes: dict[str, Any], limits: SpanLimits, status: Status | None) -> ReadableSpan:
-        """The span every processor would have got from the SDK, with ``attributes`` (the call's)."""
-        if self.own_attributes:
-            attributes = {**attributes, **self.own_attributes}
+        """The span every processor would have got from the SDK, with ``attributes`` (a call's)
+        before the ones set on it."""
+        attributes = {**attributes, **self.own_attributes} if attributes else self.own_attributes
         return ReadableSpan(
             name=self.name,
             context=self._context,
@@ -119,7 +131,7 @@ class LiveGenAISpan(trace.Span):
             attributes=_limited(attributes, limits),
             events=tuple(self.events),
             links=(),
-            kind=SpanKind.CLIENT,
+            kind=self.kind,
             status=self.status or status or Status(StatusCode.UNSET),
             start_time=self.start_time,
             end_time=self.end_time,

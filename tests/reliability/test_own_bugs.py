@@ -147,17 +147,18 @@ STAGES: list[tuple[str, str, Any, str]] = [
     # the analysis stage (metrics, security signals), where it exists
     ("analysis_end_span", "or_middleware.analysis.GenerationAnalysis.end_span", None, "internal error in span end"),
     # the live GenAI span (no SDK span: only the analysis stage listens, capture/live_span.py)
-    ("live_span_end", "or_middleware.capture.live_span.LiveGenAISpan.end", None, "internal error in span end"),
+    ("live_span_end", "or_middleware.capture.live_span.LiveSpan.end", None, "internal error in span end"),
     ("analysis_end_live", "or_middleware.analysis.GenerationAnalysis.end_live", None, "internal error in span end"),
     ("live_span_description", "or_middleware.capture.call.CallDescription.attributes", None,
      "internal error in span attributes"),
+    ("analysis_enqueue", "or_middleware.analysis.GenerationAnalysis._enqueue", None, "internal error in span end"),
     ("analysis_processor", "or_middleware.analysis.GenerationAnalysis.on_end", None,
      r"internal error in \w+\.on_end"),
 ]
 
 
 # stages only an SDK GenAI span goes through (with a span processor besides the analysis stage)
-SDK_SPAN_STAGES = ("span_end", "analysis_end_span")
+SDK_SPAN_STAGES = ("span_end", "analysis_end_span", "destination_processor_start", "analysis_processor")
 
 
 def fresh_logs_again(monkeypatch: pytest.MonkeyPatch) -> None:
