@@ -90,7 +90,9 @@ def store_argument(value: str) -> str:
     if problem:
         from or_middleware.secrets import safe_url
 
-        raise argparse.ArgumentTypeError(without_secrets(f"{safe_url(value)}: {problem}", value))
+        # One line, as every other store error: argparse's usage lines would only bury it.
+        sys.stderr.write(f"or-middleware: --db {without_secrets(f'{safe_url(value)}: {problem}', value)}\n")
+        raise SystemExit(2)
     return location
 
 
