@@ -252,6 +252,7 @@ def test_report_tail_and_prune_read_what_the_writer_wrote_as_on_sqlite(postgres,
 
     refused = cli("prune", "--db", ui, "--older-than", "2d")  # the UI's role cannot delete (and says so)
     assert refused.returncode == 1 and "permission denied" in refused.stderr and PASSWORD not in refused.stderr
+    assert "prune needs a role that may DELETE" in refused.stderr
     dry = cli("prune", "--db", writer, "--older-than", "2d", "--dry-run")
     assert dry.returncode == 0 and "would delete 1 generations and 0 security events" in dry.stdout
     done = cli("prune", "--db", writer, "--older-than", "2d")  # the writer's role owns the tables

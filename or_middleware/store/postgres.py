@@ -133,5 +133,7 @@ def prune_postgres(db: str, *, before_unix_nano: int, dry_run: bool, vacuum: boo
                 for table in tables:
                     connection.execute(f"VACUUM {table}")
     except psycopg.Error as exc:
-        raise StoreError(without_secrets(f"{display_url(db)}: {exc}", db)) from None
+        hint = ("; prune needs a role that may DELETE from the store's tables (their owner: the writers' role)"
+                if isinstance(exc, psycopg.errors.InsufficientPrivilege) else "")
+        raise StoreError(without_secrets(f"{display_url(db)}: {exc}{hint}", db)) from None
     return counts["generations"], counts["security_events"]
