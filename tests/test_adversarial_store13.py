@@ -11,6 +11,7 @@ import pytest
 
 from or_middleware import ConfigError, Settings
 from or_middleware.store.sql import display_url, is_postgres_url, without_secrets
+from tests.support.postgres import postgres  # noqa: F401  (the session fixture)
 
 CANARY = "pwCANARY7f3a"
 
@@ -61,5 +62,47 @@ def test_read_commands_given_a_malformed_location_say_one_line_without_the_passw
                             text=True, timeout=60, cwd=tmp_path, env=env)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output, output
-    assert CANARY not in output and len(output.strip().splitlines()) == 1, output
+    *usage, said = output.strip().splitlines()  # argparse's usage lines may come first (--db refused)
+    assert CANARY not in output and said.startswith("or-middleware"), output
+    assert all(line.startswith(("usage:", " ")) for line in usage), output
     assert list(tmp_path.iterdir()) == []  # no file created by a read command
+
+
+# -- a schema migration that takes longer than TIMEOUT ----------------------------------------------
+
+def test_a_migration_longer_than_the_writers_timeout_completes(postgres):  # noqa: F811
+    """Schema 5 builds five indexes: over a 1,000,000-row PostgreSQL store at schema 4 that took 32 s
+    here, and the writer cut every attempt at TIMEOUT (10 s; statement_timeout and its watchdog), rolled
+    it back and tried again for ever: no fleet instance ever wrote again. Made deterministic: an older
+    writer's open transaction holds the table for 3 s, TIMEOUT is 1 s."""
+    import threading
+
+    import psycopg
+
+    from or_middleware.store.postgres_writer import PostgresStoreTransport
+    from or_middleware.store.row_batch import StoreRows
+    from or_middleware.store.schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION
+    from tests.support.generations import genai_span
+
+    url = postgres.new_database("slow_migration")
+    with psycopg.connect(url, autocommit=True) as connection:  # a store of the previous schema
+        connection.execute("CREATE TABLE or_middleware_schema (version INTEGER NOT NULL)")
+        connection.execute(f"INSERT INTO or_middleware_schema VALUES ({SCHEMA_VERSION - 1})")
+        for migration in POSTGRES_MIGRATIONS[:-1]:
+            for statement in migration:
+                connection.execute(statement)
+    holder = psycopg.connect(url)
+    holder.execute("LOCK TABLE generations IN ROW EXCLUSIVE MODE")  # as an INSERT not yet committed
+    release = threading.Timer(3.0, holder.commit)
+    release.start()
+    transport = PostgresStoreTransport(url, timeout=1)
+    try:
+        result = transport.send(StoreRows().encode([genai_span(request_model="after-upgrade")]))
+    finally:
+        transport.close()
+        release.join()
+        holder.close()
+    assert result.delivered, result.reason
+    with psycopg.connect(url) as connection:
+        assert connection.execute("SELECT version FROM or_middleware_schema").fetchone() == (SCHEMA_VERSION,)
+        assert connection.execute("SELECT request_model FROM generations").fetchall() == [("after-upgrade",)]

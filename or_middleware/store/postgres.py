@@ -87,6 +87,8 @@ def open_postgres_readonly(db: str, *, connect_timeout_s: float = 10.0) -> tuple
 def migrate(connection: Any, db: str) -> int:
     """Bring the database to SCHEMA_VERSION (one instance at a time); the version it had."""
     with connection.transaction():
+        # not the writer's per-batch statement_timeout: building an index over a large store takes longer
+        connection.execute("SET LOCAL statement_timeout = 0")
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         version = schema_version(connection, db)
         if version == 0:

@@ -39,15 +39,16 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from or_middleware.export.deadline import attempt_deadline, closing_by
 from or_middleware.export.transports import SendResult
 from or_middleware.secrets import scrub_secrets
-from or_middleware.store.postgres import SchemaUnreadable, connection_kwargs, migrate
+from or_middleware.store.postgres import SchemaUnreadable, connection_kwargs, migrate, schema_version
 from or_middleware.store.row_batch import RowBatch, decode_batch
-from or_middleware.store.schema import NotAStoreError
+from or_middleware.store.schema import SCHEMA_VERSION, NotAStoreError
 from or_middleware.store.sql import display_url, without_secrets
 
 logger = logging.getLogger(__name__)
 
 POOL_NAME = "or_middleware-store"
 MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+MIGRATION_S = 900.0  # how long a schema migration may take (building indexes over a large store)
 _POLL_S = 0.05  # how often a send waiting for a connection looks at the last attempt's outcome
 # Worth another try later: the server or the network (OperationalError: refused, reset, shut down,
 # statement_timeout...), a grant or role being fixed, a failover to a read-only standby (no lock
@@ -123,6 +124,9 @@ class _Watchdog:
         self._done = threading.Event()
         self.fired = False
         self._thread = threading.Thread(target=self._watch, name="or_middleware-store-watchdog", daemon=True)
+
+    def extend_to(self, deadline: float) -> None:
+        self._deadline = deadline  # read by _watch at least every 0.1 s
 
     def __enter__(self) -> _Watchdog:
         self._thread.start()
@@ -203,7 +207,12 @@ class PostgresStoreTransport:
             with _Watchdog(connection, deadline) as watchdog:
                 try:
                     if not self._migrated:
-                        migrate(connection, self.url)
+                        if self._needs_migration(connection):
+                            # new indexes over millions of rows take minutes, not TIMEOUT: a migration cut
+                            # at TIMEOUT is rolled back and tried again for ever (the shutdown budget still holds)
+                            watchdog.extend_to(time.monotonic() + MIGRATION_S)
+                            migrate(connection, self.url)
+                            watchdog.extend_to(attempt_deadline(self.timeout))
                         self._migrated = True
                     try:
                         self.inserted += insert_rows(connection, chunk)
@@ -221,6 +230,10 @@ class PostgresStoreTransport:
         finally:
             with contextlib.suppress(Exception):
                 pool.putconn(connection)  # a broken connection is discarded by the pool
+
+    def _needs_migration(self, connection: psycopg.Connection[Any]) -> bool:
+        with connection.transaction():
+            return schema_version(connection, self.url) < SCHEMA_VERSION
 
     def _connection(self, pool: ConnectionPool[Any], deadline: float) -> psycopg.Connection[Any]:
         """A connection from the pool; _Unavailable when none comes by ``deadline``, or as soon as
