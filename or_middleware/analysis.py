@@ -169,7 +169,7 @@ class GenerationAnalysis(SpanProcessor):
 
     def _enqueue(self, span: Any, prompt: PromptFields | None, description: Any) -> None:
         if self._closed:
-            self._forward(self._finished(span, description))
+            self._forward_finished(span, description)
             return
         try:
             if self._thread is None or self._pid != os.getpid():
@@ -179,7 +179,7 @@ class GenerationAnalysis(SpanProcessor):
                 self.unanalysed += 1
                 self._warn_full()
                 # the destinations still get it, without hash, metrics or signals
-                self._forward(self._finished(span, description))
+                self._forward_finished(span, description)
                 return
             idle = not spans
             spans.append((span, prompt, description))
@@ -187,23 +187,32 @@ class GenerationAnalysis(SpanProcessor):
                 self._wake.set()
         except Exception:
             self._failed(self, "on_end")
-            self._forward(self._finished(span, description))
+            self._forward_finished(span, description)
 
-    def _finished(self, span: Any, description: Any) -> ReadableSpan:
+    def _forward_finished(self, span: Any, description: Any) -> None:
+        finished = self._finished(span, description)
+        if finished is not None:
+            self._forward(finished)
+
+    def _finished(self, span: Any, description: Any) -> ReadableSpan | None:
         """A live span made into the finished span (its attributes from the call's description);
-        any other span as it is."""
+        any other span as it is. None: ours failed (logged once; the span is lost, nothing else)."""
         if not isinstance(span, LiveSpan):
             return span  # type: ignore[no-any-return]
+        from or_middleware.capture.call import log_once
+
         attributes: dict[str, Any] = {}
         status = None
         try:
             if description is not None:
                 attributes, status = description.attributes(with_server=True)
         except Exception:
-            from or_middleware.capture.call import log_once
-
             log_once("span attributes")
-        return span.finished(attributes, self.span_limits, status)
+        try:
+            return span.finished(attributes, self.span_limits, status)
+        except Exception:
+            log_once("finished span")
+            return None
 
     def _forward(self, span: ReadableSpan) -> None:
         for destination in self.destinations:  # one failing destination must not starve the others
@@ -262,6 +271,8 @@ class GenerationAnalysis(SpanProcessor):
                 with self._fork_guard:
                     if isinstance(span, LiveSpan):
                         span = self._finished(span, description)
+                        if span is None:
+                            continue
                     self._forward(self._analyse(span, prompt) if _is_genai(span) else self._settled(span))
             requests = self._requests
             while requests:

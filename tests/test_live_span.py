@@ -129,3 +129,78 @@ def test_an_app_error_marks_the_live_server_span(upstream, receiver):
     [server] = receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=1)
     assert server.status_code == "ERROR" and "RuntimeError" in server.status_message
     assert [e["name"] for e in server.events] == ["exception"]
+
+
+def test_hostile_calls_on_the_live_spans_never_raise_and_a_canary_error_stays_out_of_privacy_mode(
+        upstream, receiver):
+    canary = "canary-live-9d1c"
+
+    class Loud:
+        def __str__(self):
+            raise ValueError("no text")
+
+    class Transport(httpx.AsyncBaseTransport):
+        def __init__(self):
+            self._inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request):
+            span = trace.get_current_span()
+            span.set_attribute(["unhashable"], 1)  # type: ignore[arg-type]
+            span.set_attributes(None)  # type: ignore[arg-type]
+            span.add_event("e", attributes=42)  # type: ignore[arg-type]
+            span.record_exception(Loud())  # type: ignore[arg-type]
+            for n in range(3000):  # past its bound: the oldest go
+                span.set_attribute(f"app.k{n}", canary)
+            return await self._inner.handle_async_request(request)
+
+    app = fastapi_app(upstream.openrouter)
+
+    @app.post("/hostile")
+    async def hostile():
+        async with httpx.AsyncClient(transport=Transport()) as client:
+            reply = await client.post(f"{upstream.openrouter}/chat/completions", json=chat_body("hi"))
+        return reply.json()
+
+    @app.post("/fail")
+    async def fail():
+        raise RuntimeError(f"the app failed with {canary}")
+
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver, spans="all")))
+    with serve_asgi(app) as url:
+        assert live_runtimes()[-1].records_directly()
+        assert httpx.post(f"{url}/hostile").status_code == 200  # nothing raised into the app's transport
+        assert httpx.post(f"{url}/fail").status_code == 500
+        assert or_middleware.force_flush()
+    [genai] = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=1)
+    servers = receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=2)
+    assert [s.status_code for s in servers] == ["UNSET", "ERROR"]
+    assert canary not in str((genai, servers))  # privacy mode: unknown attributes, exception text dropped
+
+
+def test_a_bug_making_the_finished_span_is_contained_and_later_spans_still_flow(upstream, receiver, monkeypatch,
+                                                                                 caplog):
+    import logging
+
+    from or_middleware.capture import call as call_module
+    from or_middleware.capture.live_span import LiveSpan
+
+    monkeypatch.setattr(call_module, "_logged", set())
+    real = LiveSpan.finished
+    calls = {"n": 0}
+
+    def first_fails(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected: a bug of ours")
+        return real(self, *args)
+
+    monkeypatch.setattr(LiveSpan, "finished", first_fails)
+    caplog.set_level(logging.WARNING, logger="or_middleware")
+    app = fastapi_app(upstream.openrouter)
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver)))
+    with serve_asgi(app) as url:
+        for _ in range(3):
+            assert httpx.post(f"{url}/ask", json=chat_body("hello")).status_code == 200
+        assert or_middleware.force_flush()
+    assert len(receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=2)) >= 2
+    assert [r for r in caplog.records if "internal error in finished span" in r.getMessage()]

@@ -14,6 +14,7 @@ app runs (spans nest under it) and answers what any span answers.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Mapping
@@ -75,43 +76,59 @@ class LiveSpan(trace.Span):
     def attributes(self) -> Mapping[str, Any]:
         return self.own_attributes
 
+    # Called by the app or other instrumentations while the span is current: whatever they pass
+    # (or however threads interleave), nothing of ours may raise into them (an odd call is ignored).
+
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        for key, value in attributes.items():
-            self.set_attribute(key, value)
+        try:
+            for key, value in attributes.items():
+                self.set_attribute(key, value)
+        except Exception:
+            pass
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self.end_time is not None:
             return
         own = self.own_attributes
-        if key in own:
-            del own[key]  # re-set: it moves last, as in the SDK's mapping
-        elif len(own) >= _MAX_OWN:
-            del own[next(iter(own))]
-        own[key] = value
+        try:
+            if key in own:
+                del own[key]  # re-set: it moves last, as in the SDK's mapping
+            elif len(own) >= _MAX_OWN:
+                del own[next(iter(own))]
+            own[key] = value
+        except Exception:  # another thread changed it meanwhile; an unhashable key
+            pass
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
                   timestamp: int | None = None) -> None:
         if self.end_time is None and len(self.events) < _MAX_OWN:
-            self.events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
+            with contextlib.suppress(Exception):
+                self.events.append(Event(name, dict(attributes or {}), timestamp or time.time_ns()))
 
     def update_name(self, name: str) -> None:
         if self.end_time is None:
             self.name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        if self.end_time is None:
+        # as the SDK: UNSET is ignored, and OK is final
+        code = status.status_code if isinstance(status, Status) else status
+        if self.end_time is None and code is not StatusCode.UNSET and not (
+                self.status is not None and self.status.status_code is StatusCode.OK):
             self.status = status if isinstance(status, Status) else Status(status, description)
 
     def record_exception(self, exception: BaseException, attributes: Mapping[str, Any] | None = None,
                          timestamp: int | None = None, escaped: bool = False) -> None:
-        module, qualname = type(exception).__module__, type(exception).__qualname__
-        self.add_event("exception", {
-            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-            "exception.escaped": str(escaped),
-            **(attributes or {}),
-        }, timestamp)
+        try:
+            module, qualname = type(exception).__module__, type(exception).__qualname__
+            self.add_event("exception", {
+                "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+                "exception.message": str(exception),
+                "exception.stacktrace": "".join(traceback.format_exception(exception)),
+                "exception.escaped": str(escaped),
+                **(attributes or {}),
+            }, timestamp)
+        except Exception:
+            pass
 
     def end(self, end_time: int | None = None) -> None:
         if self.end_time is None:
