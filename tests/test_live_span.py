@@ -204,3 +204,20 @@ def test_a_bug_making_the_finished_span_is_contained_and_later_spans_still_flow(
         assert or_middleware.force_flush()
     assert len(receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=2)) >= 2
     assert [r for r in caplog.records if "internal error in finished span" in r.getMessage()]
+
+
+def test_a_caller_that_samples_out_gets_no_live_spans_exported(upstream, receiver):
+    """SPANS=all, a caller's traceparent with the sampled flag off: as with SDK spans (parent-based
+    sampling), neither the server span nor the GenAI span is recorded; the app answers as ever."""
+    app = fastapi_app(upstream.openrouter)
+    app.add_middleware(LLMTracingMiddleware, settings=make_settings(upstream, otlp(receiver, spans="all")))
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    with serve_asgi(app) as url:
+        assert live_runtimes()[-1].records_directly()
+        assert httpx.post(f"{url}/ask", json=chat_body("hi"), headers={"traceparent": unsampled}).status_code == 200
+        assert httpx.post(f"{url}/ask", json=chat_body("hi")).status_code == 200
+        assert or_middleware.force_flush()
+    genai = receiver.wait_for_spans(lambda s: s.scope == "or_middleware", count=1)
+    servers = receiver.wait_for_spans(lambda s: s.kind == "SERVER", count=1)
+    assert {s.trace_id for s in genai} == {s.trace_id for s in servers}  # the second request's only
+    assert "0af7651916cd43dd8448eb211c80319c" not in {s.trace_id for s in receiver.spans}
