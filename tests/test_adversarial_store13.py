@@ -106,3 +106,35 @@ def test_a_migration_longer_than_the_writers_timeout_completes(postgres):  # noq
     with psycopg.connect(url) as connection:
         assert connection.execute("SELECT version FROM or_middleware_schema").fetchone() == (SCHEMA_VERSION,)
         assert connection.execute("SELECT request_model FROM generations").fetchall() == [("after-upgrade",)]
+
+
+# -- a NUL byte in a UI filter on PostgreSQL -------------------------------------------------------
+
+def test_a_nul_in_a_filter_finds_what_the_writer_stored_and_is_no_server_error(postgres):  # noqa: F811
+    """PostgreSQL text cannot hold NUL: /generations?user=a%00b answered 500 (SQLite: 200). The writer
+    stores a NUL as U+FFFD (rows.py), so the filter now looks for that, on both engines' terms."""
+    import asyncio
+
+    import httpx
+
+    from or_middleware.store.postgres_writer import PostgresStoreTransport
+    from or_middleware.store.row_batch import StoreRows
+    from or_middleware.ui import explorer_app
+    from tests.support.generations import genai_span
+
+    url = postgres.new_database("nul_filter")
+    transport = PostgresStoreTransport(url, timeout=10)
+    try:
+        assert transport.send(StoreRows().encode([genai_span(request_model="m", user="a\x00b"),
+                                                  genai_span(request_model="m", user="other")])).delivered
+    finally:
+        transport.close()
+
+    async def fetch(path: str) -> httpx.Response:
+        app = explorer_app(url, auth=lambda request: True)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://explorer") as client:
+            return await client.get(path)
+
+    found = asyncio.run(fetch("/generations?since=all&user=a%00b"))
+    assert found.status_code == 200 and "1 in all" in found.text, found.text[-2000:]
+    assert asyncio.run(fetch("/generations?since=all&model=%00")).status_code == 200

@@ -66,7 +66,9 @@ class StoreReader:
                 cursor = self._connection.execute(sql, tuple(params))
                 rows = cursor.fetchall()
             else:
-                cursor = self._connection.execute(for_engine(sql, "postgresql"), tuple(params))
+                # PostgreSQL text cannot hold NUL (a DataError, the UI's 500): the writer stores it as U+FFFD
+                values = tuple(p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in params)
+                cursor = self._connection.execute(for_engine(sql, "postgresql"), values)
                 rows = [tuple(row) for row in cursor.fetchall()] if cursor.description else []
             names = [column[0] for column in cursor.description or ()]
         return rows, names
