@@ -138,3 +138,34 @@ def test_a_nul_in_a_filter_finds_what_the_writer_stored_and_is_no_server_error(p
     found = asyncio.run(fetch("/generations?since=all&user=a%00b"))
     assert found.status_code == 200 and "1 in all" in found.text, found.text[-2000:]
     assert asyncio.run(fetch("/generations?since=all&model=%00")).status_code == 200
+
+
+# -- the UI over a schema-1 SQLite store (no security_events table; read, never upgraded) ----------
+
+def test_every_page_answers_over_a_schema_1_store_and_leaves_it_unchanged(tmp_path):
+    """/security answered 500 (no such table: security_events) on a store the UI may not upgrade."""
+    import asyncio
+    import hashlib
+
+    import httpx
+
+    from benchmarks import store_data
+    from or_middleware.ui import explorer_app
+    from tests.test_store_scale import NOW_NS, _older_store
+
+    db = str(tmp_path / "v1.db")
+    rows = [row for row, _ in store_data.rows(50, NOW_NS)]
+    _older_store(db, rows, 1)
+    before = hashlib.sha256((tmp_path / "v1.db").read_bytes()).hexdigest()
+
+    async def statuses() -> dict[str, int]:
+        app = explorer_app(db, auth=lambda request: True)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://explorer") as client:
+            user = rows[0][7]
+            paths = ["/?since=all", "/models?since=all", "/generations?since=all", "/generations/1",
+                     "/traces?since=all", "/sessions?since=all", "/users?since=all", f"/user?id={user}&since=all",
+                     "/security?since=all", "/live"]
+            return {path: (await client.get(path)).status_code for path in paths}
+
+    assert set(asyncio.run(statuses()).values()) == {200}, asyncio.run(statuses())
+    assert hashlib.sha256((tmp_path / "v1.db").read_bytes()).hexdigest() == before

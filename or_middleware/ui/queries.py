@@ -86,7 +86,7 @@ def generation(reader: Reader, generation_id: int) -> Record | None:
     record = found[0]
     record["signals"] = _records(
         reader, "SELECT time_unix_nano, kind, evidence FROM security_events WHERE trace_id = ? AND span_id = ? "
-                "ORDER BY id", [record["trace_id"], record["span_id"]])
+                "ORDER BY id", [record["trace_id"], record["span_id"]]) if reader.has_security_events else []
     (record["trace_calls"],) = reader.one("SELECT COUNT(*) FROM generations WHERE trace_id = ?",
                                           [record["trace_id"]]) or (0,)
     return record
@@ -175,7 +175,8 @@ def users_page(reader: Reader, time: TimeRange, paging: Paging) -> list[Record]:
     names = [row["user_id"] for row in rows]
     signals = dict(reader.all(
         f"SELECT user_id, COUNT(*) FROM security_events WHERE time_unix_nano >= ? AND user_id IN "
-        f"({', '.join('?' * len(names))}) GROUP BY user_id", [time.since_unix_nano, *names])) if names else {}
+        f"({', '.join('?' * len(names))}) GROUP BY user_id", [time.since_unix_nano, *names])) \
+        if names and reader.has_security_events else {}
     for row in rows:
         row["signals"] = signals.get(row["user_id"], 0)
     return rows
@@ -208,6 +209,8 @@ class Security:
 
 
 def security(reader: Reader, time: TimeRange, paging: Paging, user: str | None = None) -> Security:
+    if not reader.has_security_events:  # a schema-1 store (read, never upgraded, by the UI) has no such table
+        return Security([], [], [], 0, {"times": [], "charts": {}})
     by_kind = [(kind, int(count), int(users)) for kind, count, users in reader.all(
         "SELECT kind, COUNT(*), COUNT(DISTINCT user_id) FROM security_events WHERE time_unix_nano >= ? "
         "GROUP BY kind ORDER BY COUNT(*) DESC, kind", [time.since_unix_nano])]
