@@ -115,11 +115,18 @@ def _how(reader: StoreReader, filters: Filters, by: str | None, percentiles: boo
     return "aggregate"
 
 
+def _settled(total: float | None) -> float:
+    """A float sum to 10 significant digits. The engines add rows in different orders, so the same rows
+    differ in the last bits (5.039000000000002 vs 5.039); the rounding error of a million-row sum stays
+    far below the 10th digit, and no price is that precise."""
+    return float(f"{total:.10g}") if total else 0.0
+
+
 def _totals(key: str | None, row: Sequence[Any]) -> Totals:
     """A group's Totals from the _SUMS columns."""
     requests, errors, tin, tout, cached, reasoning, cost, priced, output_s, first, last = row[:_SUMS_COUNT]
     return Totals(key, int(requests), int(errors or 0), int(tin or 0), int(tout or 0), int(cached or 0),
-                  int(reasoning or 0), float(cost or 0.0), int(priced), float(output_s or 0.0),
+                  int(reasoning or 0), _settled(cost), int(priced), _settled(output_s),
                   None if first is None else int(first), None if last is None else int(last))
 
 
