@@ -26,6 +26,7 @@ PLUGIN = "or_middleware_pytest"
 def run_pytest(*args: str | Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OR_MIDDLEWARE_", "PYTEST_"))}
     env["PYTHONPATH"] = str(REPO_ROOT)
+    env["COLUMNS"] = "400"  # pytest cuts its summary lines at the terminal's width; a long tmp path would cut ours
     return subprocess.run([sys.executable, "-m", "pytest", "-p", PLUGIN, "-p", "no:cacheprovider", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
