@@ -37,20 +37,29 @@ def connection_kwargs(db: str, *, read_only: bool, connect_timeout_s: float,
     return params
 
 
+def _read_schema(connection: Any) -> tuple[int, dict[str, set[str]]]:
+    [(found,)] = connection.execute("SELECT to_regclass('or_middleware_schema') IS NOT NULL").fetchall()
+    version = 0
+    if found:
+        rows = connection.execute("SELECT version FROM or_middleware_schema").fetchall()
+        version = int(rows[0][0]) if rows else 0
+    columns_of: dict[str, set[str]] = {}
+    for table, column in connection.execute(_TABLE_COLUMNS).fetchall():
+        columns_of.setdefault(table, set()).add(column)
+    return version, columns_of
+
+
 def schema_version(connection: Any, db: str) -> int:
     """The store's schema version after checking the tables are ours (0: no store in this database)."""
     import psycopg
 
     try:
-        [(found,)] = connection.execute("SELECT to_regclass('or_middleware_schema') IS NOT NULL").fetchall()
-        if not found:
-            version = 0
-        else:
-            rows = connection.execute("SELECT version FROM or_middleware_schema").fetchall()
-            version = int(rows[0][0]) if rows else 0
-        columns_of: dict[str, set[str]] = {}
-        for table, column in connection.execute(_TABLE_COLUMNS).fetchall():
-            columns_of.setdefault(table, set()).add(column)
+        for first_read in (True, False):
+            version, columns_of = _read_schema(connection)
+            # Each statement reads its own snapshot: another instance's first migration may have committed
+            # between our two reads (no schema table, then its tables). Read once more before calling it foreign.
+            if not (first_read and version == 0 and columns_of):
+                break
     except psycopg.Error as exc:
         message = without_secrets(f"{display_url(db)}: cannot read the store's schema: {exc}", db)
         raise SchemaUnreadable(message) from exc
